@@ -1,0 +1,105 @@
+"""The ``building-energy`` command: each subcommand is a plain function of the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from building_energy.config import get_config
+
+logger = logging.getLogger("building_energy")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from building_energy.models.evaluate import format_metrics
+    from building_energy.models.train import train_model
+
+    result = train_model(
+        data_path=args.data,
+        output_dir=args.output,
+        profile=args.profile,
+        use_energy_star=False if args.no_energy_star else None,
+        target=args.target,
+    )
+    print(format_metrics(result.metrics))
+    print(f"model written to {result.model_path} in {result.metadata['training_seconds']} s")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from building_energy.models.loading import load_model
+    from building_energy.models.predict import ERROR_COLUMN, predict_csv
+
+    model = load_model(args.model)
+    predictions = predict_csv(model, args.input, args.output)
+    failed = int((predictions[ERROR_COLUMN] != "").sum())
+    print(f"{len(predictions) - failed} of {len(predictions)} rows scored, {failed} with errors -> {args.output}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from building_energy.models.evaluate import evaluate_saved_model
+
+    metrics = evaluate_saved_model(args.model, args.data)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+def _add_common_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None, help="City CSV (default: config paths.data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    config = get_config()
+    parser = argparse.ArgumentParser(prog="building-energy", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train, evaluate and save the stacked model")
+    _add_common_data(train)
+    train.add_argument("--output", type=Path, default=config.paths.artifacts, help="artifacts directory")
+    train.add_argument("--profile", choices=sorted(config.profiles), default="full")
+    train.add_argument("--no-energy-star", action="store_true", help="train without the ENERGY STAR score")
+    train.add_argument("--target", choices=["energy", "ghg"], default=None)
+    train.set_defaults(handler=_train)
+
+    predict = sub.add_parser("predict", help="score a CSV of buildings")
+    predict.add_argument("--model", required=True, help="model.joblib path")
+    predict.add_argument("--input", type=Path, required=True)
+    predict.add_argument("--output", type=Path, required=True)
+    predict.set_defaults(handler=_predict)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a saved model on its test split")
+    evaluate.add_argument("--model", default=str(config.paths.artifacts / "model.joblib"))
+    _add_common_data(evaluate)
+    evaluate.set_defaults(handler=_evaluate)
+    return parser
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from building_energy.data.schema import DataValidationError
+    from building_energy.models.artifacts import ModelLoadError, TrainingInProgressError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (DataValidationError, ModelLoadError, TrainingInProgressError, FileNotFoundError, ValueError) as error:
+        logger.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""One typed configuration, read once from ``default.yaml`` (or ``BE_CONFIG``) and the environment."""
+
+from __future__ import annotations
+
+import functools
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+Profile = Literal["full", "fast"]
+ParamGrid = dict[str, list[Any]]
+
+
+class Paths(BaseModel):
+    data: Path
+    shared_data_dir: Path
+    artifacts: Path
+    data_url: str
+    expected_sha256: str
+
+
+class FeatureParams(BaseModel):
+    downtown_lat: float
+    downtown_lon: float
+    n_surface_clusters: int = Field(gt=1)
+
+
+class StackingParams(BaseModel):
+    meta_C: float = Field(gt=0)
+    meta_max_iter: int = Field(gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything tunable. Environment variables ``BE_<FIELD>`` override the YAML file."""
+
+    model_config = SettingsConfigDict(env_prefix="BE_", env_nested_delimiter="__", extra="forbid")
+
+    random_state: int = 42
+    cv_folds: int = Field(5, ge=2)
+    test_size: float = Field(0.2, gt=0, lt=1)
+    use_energy_star: bool = True
+    n_jobs: int = 1
+    reference_year: int = 2016
+    target: Literal["energy", "ghg"] = "energy"
+    paths: Paths
+    features: FeatureParams
+    stacking: StackingParams
+    profiles: dict[str, dict[str, ParamGrid]]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=config_file()))
+
+    def grids(self, profile: str) -> dict[str, ParamGrid]:
+        if profile not in self.profiles:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(self.profiles)}")
+        return self.profiles[profile]
+
+
+def config_file() -> Path:
+    """The YAML file in force: ``BE_CONFIG`` when set, else the packaged defaults."""
+    override = os.environ.get("BE_CONFIG")
+    return Path(override) if override else Path(str(resources.files(__package__) / "default.yaml"))
+
+
+@functools.cache
+def get_config() -> Settings:
+    """The project's configuration, loaded once per process."""
+    path = config_file()
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file not found: {path}")
+    return Settings()

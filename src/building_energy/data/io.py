@@ -1,0 +1,159 @@
+"""Getting the City's CSV onto disk and into a DataFrame, whichever way it was exported."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+from building_energy.data.columns import NUMERIC_COLUMNS
+from building_energy.data.schema import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+_ENCODINGS = ("utf-8-sig", "cp1252")
+_MISSING_MARKERS = ("", "NULL", "null", "NaN", "nan", "N/A", "n/a", "NA")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _column_key(name: str) -> str:
+    # "SiteEnergyUse(kBtu)" (archive) and "siteenergyuse_kbtu" (portal API) share the key "siteenergyusekbtu".
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _canonical_names() -> dict[str, str]:
+    from building_energy.data import columns
+
+    names: set[str] = set(columns.MODEL_INPUTS + columns.METER_COLUMNS + columns.QUALITY_COLUMNS)
+    names |= {columns.BUILDING_ID, "DataYear", "ZipCode", "PropertyName", "Address", "City", "State"}
+    names |= {"TaxParcelIdentificationNumber", "YearsENERGYSTARCertified"}
+    return {_column_key(name): name for name in names}
+
+
+def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rename the columns of any export of the data set to the archived names."""
+    canonical = _canonical_names()
+    renames = {col: canonical.get(_column_key(str(col)), str(col).strip()) for col in frame.columns}
+    return frame.rename(columns=renames)
+
+
+def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Turn the numeric columns into floats; return the cells that are not numbers, by row position."""
+    parsed = frame.copy()
+    problems: dict[int, list[str]] = {}
+    for column in NUMERIC_COLUMNS:
+        if column not in parsed.columns or pd.api.types.is_numeric_dtype(parsed[column]):
+            continue
+        text = parsed[column].astype("string").str.strip().str.replace(",", "", regex=False)
+        text = text.mask(text.isin(_MISSING_MARKERS))
+        numbers = pd.to_numeric(text, errors="coerce")
+        for position in (numbers.isna() & text.notna()).to_numpy().nonzero()[0]:
+            value = frame[column].iloc[position]
+            problems.setdefault(int(position), []).append(f"{column}={value!r} is not a number")
+        parsed[column] = numbers.astype("float64")
+    return parsed, problems
+
+
+def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Read a CSV in the City's format: archived or current portal export, UTF-8 or Windows-1252.
+
+    Returns the frame (numeric columns parsed) and the unparseable cells by row position.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path}: the file is empty")
+    last_error: Exception | None = None
+    for encoding in _ENCODINGS:
+        try:
+            frame = pd.read_csv(
+                path, encoding=encoding, dtype=str, keep_default_na=False, skipinitialspace=True
+            )
+            break
+        except UnicodeDecodeError as error:
+            last_error = error
+        except pd.errors.EmptyDataError as error:
+            raise DataValidationError(f"{path}: the file has no header and no rows") from error
+        except pd.errors.ParserError as error:
+            raise DataValidationError(f"{path}: not a readable CSV ({error})") from error
+    else:
+        raise DataValidationError(f"{path}: unknown text encoding ({last_error})")
+    if frame.empty:
+        raise DataValidationError(f"{path}: the file has a header but no rows")
+    frame = normalise_columns(frame)
+    frame = frame.replace(dict.fromkeys(_MISSING_MARKERS, None))
+    return parse_numbers(frame)
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_name)
+        os.replace(tmp_name, destination)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
+    logger.info("downloading %s", url)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (URL comes from config)
+            shutil.copyfileobj(response, out)
+        os.replace(tmp_name, destination)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def fetch_data(
+    destination: Path,
+    shared_dir: Path,
+    url: str,
+    expected_sha256: str,
+) -> Path:
+    """Put the raw CSV at ``destination``: reuse it, copy it from ``shared_dir`` or download it.
+
+    The archived copy must match ``expected_sha256``; a portal download is today's export, which the
+    City keeps editing, so its checksum is logged rather than enforced.
+    """
+    destination = Path(destination)
+    if destination.is_file() and sha256_file(destination) == expected_sha256:
+        logger.info("data already in place: %s", destination)
+        return destination
+    shared_copy = Path(shared_dir) / destination.name
+    if shared_copy.is_file():
+        actual = sha256_file(shared_copy)
+        if actual != expected_sha256:
+            raise DataValidationError(
+                f"{shared_copy}: SHA-256 {actual} does not match the expected {expected_sha256}"
+            )
+        _copy_atomically(shared_copy, destination)
+        logger.info("copied %s -> %s (SHA-256 verified)", shared_copy, destination)
+        return destination
+    if destination.is_file():
+        logger.warning("%s is not the archived file (checksum differs); using it as is", destination)
+        return destination
+    _download(url, destination)
+    logger.warning(
+        "downloaded today's portal export (SHA-256 %s); it differs from the archived copy",
+        sha256_file(destination),
+    )
+    return destination

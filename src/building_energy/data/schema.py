@@ -1,0 +1,132 @@
+"""The declared shape of the City's data, and the checks a file must pass before it is used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from building_energy.data.columns import (
+    BUILDING_ID,
+    PREDICTION_REQUIRED,
+    TARGET_KBTU,
+    TRAINING_REQUIRED,
+)
+
+
+class DataValidationError(ValueError):
+    """A data file or frame that does not fit the schema; the message names column, rows or file."""
+
+
+def _number(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_strict: bool = False,
+) -> pa.Column:
+    checks = []
+    if low is not None:
+        checks.append(pa.Check.gt(low) if low_strict else pa.Check.ge(low))
+    if high is not None:
+        checks.append(pa.Check.le(high))
+    return pa.Column(float, checks=checks, nullable=True, required=False)
+
+
+def _text() -> pa.Column:
+    return pa.Column(object, nullable=True, required=False)
+
+
+# Ranges are what is physically plausible for a Seattle building, wide enough for every real row.
+_COLUMNS: dict[str, pa.Column] = {
+    BUILDING_ID: _number(0, low_strict=True),
+    "BuildingType": _text(),
+    "PrimaryPropertyType": _text(),
+    "Neighborhood": _text(),
+    "LargestPropertyUseType": _text(),
+    "SecondLargestPropertyUseType": _text(),
+    "ThirdLargestPropertyUseType": _text(),
+    "ListOfAllPropertyUseTypes": _text(),
+    "CouncilDistrictCode": _number(1, 7),
+    "Latitude": _number(47.0, 48.5),
+    "Longitude": _number(-123.0, -121.5),
+    "YearBuilt": _number(1800, 2030),
+    "NumberofBuildings": _number(0, 1000),
+    "NumberofFloors": _number(0, 200),
+    "PropertyGFATotal": _number(0, 1e8, low_strict=True),
+    "PropertyGFAParking": _number(0, 1e8),
+    "PropertyGFABuilding(s)": _number(0, 1e8),
+    "LargestPropertyUseTypeGFA": _number(0, 1e8),
+    "SecondLargestPropertyUseTypeGFA": _number(0, 1e8),
+    "ThirdLargestPropertyUseTypeGFA": _number(0, 1e8),
+    "ENERGYSTARScore": _number(0, 100),
+    TARGET_KBTU: _number(None, 1e11),
+}
+
+
+def raw_buildings_schema(*, for_training: bool) -> pa.DataFrameSchema:
+    """Schema of a raw frame: for training every required column is present and ids are unique."""
+    required = TRAINING_REQUIRED if for_training else PREDICTION_REQUIRED
+    columns = {}
+    for name, column in _COLUMNS.items():
+        column = column.set_name(name)
+        if name in required:
+            column.required = True
+            column.nullable = name not in (BUILDING_ID, "PrimaryPropertyType", "PropertyGFATotal")
+        columns[name] = column
+    return pa.DataFrameSchema(
+        columns,
+        unique=[BUILDING_ID] if for_training else None,
+        strict=False,
+        name="raw_buildings",
+    )
+
+
+def _csv_lines(positions: Iterable[object], limit: int = 10) -> str:
+    lines = sorted({int(p) + 2 for p in positions if isinstance(p, (int, float)) and p == p})  # noqa: PLR0124
+    shown = ", ".join(str(line) for line in lines[:limit])
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return f"CSV line(s) {shown}{more}" if lines else "the whole frame"
+
+
+def describe_failures(failure_cases: pd.DataFrame, source: str) -> str:
+    """One readable line per failed (column, check): what, where, and a few offending values."""
+    messages = []
+    for (column, check), cases in failure_cases.groupby(["column", "check"], dropna=False, sort=True):
+        where = _csv_lines(cases["index"].tolist())
+        values = ", ".join(repr(v) for v in cases["failure_case"].head(3).tolist())
+        column_name = column if isinstance(column, str) else "<frame>"
+        messages.append(f"column {column_name!r} fails {check} at {where} (values: {values})")
+    return f"{source}: " + "; ".join(messages)
+
+
+def validate_raw_buildings(frame: pd.DataFrame, *, for_training: bool, source: str = "data") -> pd.DataFrame:
+    """Validate a raw frame (rows indexed by position); raise ``DataValidationError`` naming the problems."""
+    missing = [c for c in (TRAINING_REQUIRED if for_training else PREDICTION_REQUIRED) if c not in frame]
+    if missing:
+        raise DataValidationError(f"{source}: missing required column(s) {missing}")
+    try:
+        return raw_buildings_schema(for_training=for_training).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        raise DataValidationError(describe_failures(errors.failure_cases, source)) from errors
+
+
+def row_errors(frame: pd.DataFrame) -> dict[int, list[str]]:
+    """Per-row problems of a frame to be scored: the rows a prediction cannot be made for, with why."""
+    problems: dict[int, list[str]] = {}
+    try:
+        raw_buildings_schema(for_training=False).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+        for _, case in cases.iterrows():
+            index = case["index"]
+            if isinstance(index, (int, float)) and index == index:  # noqa: PLR0124 (NaN check)
+                problems.setdefault(int(index), []).append(
+                    f"{case['column']} fails {case['check']} (value {case['failure_case']!r})"
+                )
+    for column in PREDICTION_REQUIRED:
+        if column in frame:
+            for position in frame[column].isna().to_numpy().nonzero()[0]:
+                problems.setdefault(int(frame.index[position]), []).append(f"{column} is missing")
+    return problems

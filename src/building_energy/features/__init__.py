@@ -1,0 +1,1 @@
+"""Feature engineering: building age, place, size and shape."""

@@ -1,0 +1,1 @@
+"""Models: the pipeline, its tuning, training and evaluation."""

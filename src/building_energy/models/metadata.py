@@ -1,0 +1,52 @@
+"""What is recorded with every model: versions, data checksum, git commit."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_TRACKED_PACKAGES = (
+    "building-energy",
+    "scikit-learn",
+    "xgboost-cpu",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "joblib",
+    "mlflow",
+)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in _TRACKED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The checked-out commit, with ``-dirty`` when the tree has changes; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(  # noqa: S603
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10  # noqa: S607
+        ).stdout.strip()
+        dirty = subprocess.run(  # noqa: S603
+            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        logger.warning("git commit unknown (not a git checkout or git missing)")
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit

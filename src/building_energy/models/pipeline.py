@@ -1,0 +1,105 @@
+"""The one model: a raw City record in, annual site energy (kBtu) out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from lightgbm import LGBMRegressor
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, StackingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler, TargetEncoder
+from sklearn.svm import LinearSVR
+from xgboost import XGBRegressor
+
+from building_energy.config import Settings
+from building_energy.data.columns import CATEGORICAL_INPUTS
+from building_energy.features.engineer import BuildingFeatures
+from building_energy.preprocessing.transformers import CleanBuildings
+
+LEARNERS = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
+
+
+def make_learner(name: str, random_state: int, **params: Any) -> Any:
+    """A base learner with fixed seed and a single thread: folds run in parallel, one row predicts fast."""
+    if name == "extra_trees":
+        return ExtraTreesRegressor(random_state=random_state, n_jobs=1, **params)
+    if name == "xgboost":
+        return XGBRegressor(random_state=random_state, n_jobs=1, tree_method="hist", **params)
+    if name == "lightgbm":
+        return LGBMRegressor(random_state=random_state, n_jobs=1, deterministic=True, verbose=-1, **params)
+    if name == "hist_gradient_boosting":
+        return HistGradientBoostingRegressor(random_state=random_state, **params)
+    raise ValueError(f"unknown learner {name!r}; known: {LEARNERS}")
+
+
+def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str, Any]]:
+    """The fitted-on-training-rows-only steps shared by every learner."""
+    encoder = ColumnTransformer(
+        [("target", TargetEncoder(target_type="continuous", cv=KFold(config.cv_folds, shuffle=True, random_state=config.random_state)), list(CATEGORICAL_INPUTS))],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    steps: list[tuple[str, Any]] = [
+        ("clean", CleanBuildings(use_energy_star=use_energy_star)),
+        (
+            "features",
+            BuildingFeatures(
+                reference_year=config.reference_year,
+                centre_lat=config.features.downtown_lat,
+                centre_lon=config.features.downtown_lon,
+                n_surface_clusters=config.features.n_surface_clusters,
+                random_state=config.random_state,
+            ),
+        ),
+        ("encode", encoder),
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+    ]
+    # Named columns all the way to the learners (and the explanations); the stack itself stays numeric.
+    return [(name, step.set_output(transform="pandas")) for name, step in steps]
+
+
+def with_log_target(pipeline: Pipeline) -> TransformedTargetRegressor:
+    """Learn on log energy, answer in kBtu."""
+    return TransformedTargetRegressor(regressor=pipeline, func=np.log1p, inverse_func=np.expm1, check_inverse=False)
+
+
+def build_learner_pipeline(config: Settings, name: str, use_energy_star: bool, **params: Any) -> TransformedTargetRegressor:
+    """Raw record -> kBtu through one base learner: what each grid search tunes."""
+    steps = make_preprocessor(config, use_energy_star)
+    pipeline = Pipeline([*steps, ("model", make_learner(name, config.random_state, **params))])
+    return with_log_target(pipeline)
+
+
+def build_stacking_pipeline(
+    config: Settings, best_params: dict[str, dict[str, Any]], use_energy_star: bool
+) -> TransformedTargetRegressor:
+    """Raw record -> kBtu through the stack of the four tuned learners and a LinearSVR meta-learner."""
+    estimators = [(name, make_learner(name, config.random_state, **best_params[name])) for name in LEARNERS]
+    # Scaled inputs and the primal squared-loss solver let LinearSVR(C=10) converge on log predictions.
+    meta = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "svr",
+                LinearSVR(
+                    C=config.stacking.meta_C,
+                    loss="squared_epsilon_insensitive",
+                    dual=False,
+                    max_iter=config.stacking.meta_max_iter,
+                    random_state=config.random_state,
+                ),
+            ),
+        ]
+    )
+    stack = StackingRegressor(
+        estimators=estimators,
+        final_estimator=meta,
+        cv=KFold(config.cv_folds, shuffle=True, random_state=config.random_state),
+        n_jobs=1,
+    )
+    pipeline = Pipeline([*make_preprocessor(config, use_energy_star), ("model", stack)])
+    return with_log_target(pipeline)

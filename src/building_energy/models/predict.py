@@ -1,0 +1,61 @@
+"""Batch scoring: every input row gets a prediction or the reason it has none."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
+from building_energy.data.io import read_buildings_csv
+from building_energy.data.schema import DataValidationError, row_errors
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMN = "predicted_site_energy_kbtu"
+ERROR_COLUMN = "error"
+# Above this a prediction says more about the input than the building (Seattle's largest uses ~9e8).
+MAX_PLAUSIBLE_KBTU = 1e11
+
+
+def predict_frame(model: Any, raw_buildings: pd.DataFrame, known_problems: dict[int, list[str]] | None = None) -> pd.DataFrame:
+    """Score a frame of raw records; one output row per input row, same order, never an exception per row.
+
+    ``known_problems`` maps row positions to reasons found while reading (e.g. unparseable numbers).
+    """
+    frame = raw_buildings.reset_index(drop=True)
+    problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
+    for position, reasons in row_errors(frame).items():
+        problems.setdefault(position, []).extend(reasons)
+    predictions = np.full(len(frame), np.nan)
+    scorable = np.array([i not in problems for i in range(len(frame))], dtype=bool)
+    if scorable.any():
+        predictions[scorable] = np.asarray(model.predict(frame.loc[scorable]), dtype=float)
+    implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < MAX_PLAUSIBLE_KBTU))
+    for position in np.flatnonzero(implausible):
+        problems.setdefault(int(position), []).append(f"prediction {predictions[position]!r} is out of range")
+        predictions[position] = np.nan
+    out = pd.DataFrame(index=frame.index)
+    if BUILDING_ID in frame:
+        out[BUILDING_ID] = frame[BUILDING_ID].astype("Int64")
+    out[PREDICTION_COLUMN] = predictions
+    out[ERROR_COLUMN] = [("; ".join(problems[i]) if i in problems else "") for i in range(len(frame))]
+    if problems:
+        logger.warning("%d of %d rows could not be scored", len(problems), len(frame))
+    return out
+
+
+def predict_csv(model: Any, input_path: Path, output_path: Path) -> pd.DataFrame:
+    """Read a CSV in the City's format, score it, write the predictions CSV; return the predictions."""
+    raw, problems = read_buildings_csv(Path(input_path))
+    missing = [c for c in PREDICTION_REQUIRED if c not in raw]
+    if missing:
+        raise DataValidationError(f"{input_path}: missing required column(s) {missing}")
+    predictions = predict_frame(model, raw, problems)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    predictions.to_csv(output_path, index=False)
+    return predictions

@@ -1,0 +1,131 @@
+"""Training: clean buildings -> tuned base learners -> the stacked pipeline -> saved, evaluated artifacts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from building_energy.config import Settings, get_config
+from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, TARGET_GHG, TARGET_KBTU
+from building_energy.data.io import sha256_file
+from building_energy.models.artifacts import save_artifacts, training_lock
+from building_energy.models.evaluate import evaluate_model
+from building_energy.models.metadata import git_commit, library_versions
+from building_energy.models.pipeline import LEARNERS, build_learner_pipeline, build_stacking_pipeline
+from building_energy.models.search import SearchResult, grid_search
+from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
+
+logger = logging.getLogger(__name__)
+
+TARGET_COLUMNS = {"energy": TARGET_KBTU, "ghg": TARGET_GHG}
+
+
+@dataclass
+class TrainingResult:
+    model_path: Path
+    metrics: dict[str, Any]
+    best_params: dict[str, dict[str, Any]]
+    metadata: dict[str, Any]
+    searches: dict[str, SearchResult]
+
+
+def prepare_xy(buildings: pd.DataFrame, target: str = TARGET_KBTU) -> tuple[pd.DataFrame, pd.Series]:
+    """The model's inputs (never a meter reading) and the target in its natural unit."""
+    present = [c for c in (BUILDING_ID, *MODEL_INPUTS) if c in buildings.columns]
+    return buildings[present].copy(), buildings[target].astype(float)
+
+
+def split_buildings(clean_buildings: pd.DataFrame, config: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = train_test_split(clean_buildings, test_size=config.test_size, random_state=config.random_state)
+    return train, test
+
+
+def tune_learners(
+    train_buildings: pd.DataFrame, config: Settings, profile: str, use_energy_star: bool, target: str
+) -> dict[str, SearchResult]:
+    """One grid search per base learner, each over the whole pipeline."""
+    X, y = prepare_xy(train_buildings, target)
+    grids = config.grids(profile)
+    return {
+        name: grid_search(
+            build_learner_pipeline(config, name, use_energy_star),
+            grids[name],
+            X,
+            y,
+            cv_folds=config.cv_folds,
+            random_state=config.random_state,
+            n_jobs=config.n_jobs,
+            description=f"grid search {name}",
+        )
+        for name in LEARNERS
+    }
+
+
+def train_model(
+    data_path: Path | None = None,
+    output_dir: Path | None = None,
+    profile: str = "full",
+    use_energy_star: bool | None = None,
+    target: str | None = None,
+    config: Settings | None = None,
+) -> TrainingResult:
+    """Train, evaluate and save the stacked pipeline; nothing is written unless every step succeeded."""
+    config = config or get_config()
+    data_path = Path(data_path or config.paths.data)
+    output_dir = Path(output_dir or config.paths.artifacts)
+    use_energy_star = config.use_energy_star if use_energy_star is None else use_energy_star
+    target_name = target or config.target
+    target_column = TARGET_COLUMNS[target_name]
+    config.grids(profile)  # fail on an unknown profile before any work
+
+    started = time.perf_counter()
+    clean_buildings = preprocess_data(data_path, target=target_column)
+    train_rows, test_rows = split_buildings(clean_buildings, config)
+    model_input = remove_outliers(train_rows, target=target_column)
+    logger.info("training on %d rows, testing on %d", len(model_input), len(test_rows))
+
+    with training_lock(output_dir):
+        searches = tune_learners(model_input, config, profile, use_energy_star, target_column)
+        best_params = {name: result.best_params for name, result in searches.items()}
+        model = build_stacking_pipeline(config, best_params, use_energy_star)
+        X_train, y_train = prepare_xy(model_input, target_column)
+        logger.info("fitting the stack of %s", ", ".join(LEARNERS))
+        model.fit(X_train, y_train)
+        X_test, y_test = prepare_xy(test_rows, target_column)
+        metrics = {"train": evaluate_model(model, X_train, y_train), "test": evaluate_model(model, X_test, y_test)}
+        metrics["cv"] = {name: {"mean_neg_mae_log": r.best_score, "folds": r.fold_scores} for name, r in searches.items()}
+        fitted = model.regressor_
+        metadata = {
+            "versions": library_versions(),
+            "data_path": str(data_path),
+            "data_sha256": sha256_file(data_path),
+            "git_commit": git_commit(),
+            "profile": profile,
+            "target": target_name,
+            "use_energy_star": use_energy_star,
+            "random_state": config.random_state,
+            "cv_folds": config.cv_folds,
+            "test_size": config.test_size,
+            "n_train": len(model_input),
+            "n_test": len(test_rows),
+            "test_ids": [int(i) for i in test_rows[BUILDING_ID]],
+            "input_features": list(fitted[:1].get_feature_names_out()),
+            "feature_names": list(fitted[:-1].get_feature_names_out()),
+            "metrics": metrics,
+            "training_seconds": round(time.perf_counter() - started, 2),
+            "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        }
+        artifact = {
+            "model": model,
+            "encoder": fitted.named_steps["encode"].named_transformers_["target"],
+            "best_params": best_params,
+            "metadata": metadata,
+        }
+        model_path = save_artifacts(output_dir, artifact, {**metrics, "training_seconds": metadata["training_seconds"]})
+    return TrainingResult(model_path, metrics, best_params, metadata, searches)

@@ -1,0 +1,1 @@
+"""Cleaning: which rows a model may learn from, and category spellings normalised."""

@@ -1,0 +1,91 @@
+"""From raw to clean buildings: the rows and columns a model may learn from.
+
+``raw_buildings`` (the City's CSV) -> ``clean_buildings`` (non-residential, positive target, one row per
+building, meter columns kept only as the target) -> training rows without outliers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from building_energy.data.columns import (
+    BUILDING_ID,
+    MULTIFAMILY_BUILDING_TYPES,
+    TARGET_KBTU,
+    TARGET_LOG,
+)
+from building_energy.data.io import read_buildings_csv
+from building_energy.data.schema import DataValidationError, validate_raw_buildings
+from building_energy.preprocessing.categories import normalise_category
+
+logger = logging.getLogger(__name__)
+
+# A robust z-score of log energy intensity beyond this marks a reading no building type explains.
+_OUTLIER_Z = 3.5
+
+
+def load_raw_buildings(data_path: Path) -> pd.DataFrame:
+    """Read and validate a training file; any unparseable cell or schema failure raises."""
+    raw, problems = read_buildings_csv(Path(data_path))
+    if problems:
+        shown = "; ".join(
+            f"CSV line {position + 2}: {', '.join(reasons)}" for position, reasons in sorted(problems.items())[:10]
+        )
+        raise DataValidationError(f"{data_path}: {len(problems)} row(s) with unreadable numbers: {shown}")
+    return validate_raw_buildings(raw, for_training=True, source=str(data_path))
+
+
+def preprocess_df(raw_buildings: pd.DataFrame, target: str = TARGET_KBTU) -> pd.DataFrame:
+    """Keep non-residential buildings with a positive target, one row per ``OSEBuildingID``."""
+    building_type = normalise_category(raw_buildings["BuildingType"])
+    multifamily = building_type.isin([t.upper() for t in MULTIFAMILY_BUILDING_TYPES])
+    measured = pd.to_numeric(raw_buildings[target], errors="coerce")
+    keep = ~multifamily & (measured > 0)
+    clean = raw_buildings.loc[keep].drop_duplicates(subset=BUILDING_ID, keep="first")
+    logger.info(
+        "clean_buildings: %d of %d rows (dropped %d multifamily, %d without a positive %s)",
+        len(clean),
+        len(raw_buildings),
+        int(multifamily.sum()),
+        int((~multifamily & ~(measured > 0)).sum()),
+        target,
+    )
+    return add_log_features(clean.reset_index(drop=True), target=target)
+
+
+def add_log_features(buildings: pd.DataFrame, target: str = TARGET_KBTU) -> pd.DataFrame:
+    """Add the log target (``SiteEnergyUse_log`` for energy) and the log of the total floor area."""
+    enriched = buildings.copy()
+    log_name = TARGET_LOG if target == TARGET_KBTU else f"{target}_log"
+    enriched[log_name] = np.log1p(enriched[target].astype(float))
+    enriched["PropertyGFATotal_log"] = np.log1p(enriched["PropertyGFATotal"].astype(float))
+    return enriched
+
+
+def remove_outliers(train_buildings: pd.DataFrame, target: str = TARGET_KBTU) -> pd.DataFrame:
+    """Drop training rows whose reading the City flagged, or whose intensity is implausible for its type.
+
+    Looks at the target, so it is only ever applied to training rows.
+    """
+    flagged = train_buildings.get("Outlier", pd.Series(np.nan, index=train_buildings.index)).notna()
+    log_intensity = np.log(train_buildings[target].astype(float) / train_buildings["PropertyGFATotal"])
+    property_type = normalise_category(train_buildings["PrimaryPropertyType"])
+    centre = log_intensity.groupby(property_type).transform("median")
+    spread = (log_intensity - centre).abs().median() * 1.4826
+    extreme = ((log_intensity - centre).abs() / spread) > _OUTLIER_Z
+    kept = train_buildings.loc[~(flagged | extreme)]
+    logger.info(
+        "remove_outliers: dropped %d flagged and %d implausible-intensity training rows",
+        int(flagged.sum()),
+        int((extreme & ~flagged).sum()),
+    )
+    return kept
+
+
+def preprocess_data(data_path: Path, target: str = TARGET_KBTU) -> pd.DataFrame:
+    """Read, validate and clean the City's CSV: ``clean_buildings`` ready to split."""
+    return preprocess_df(load_raw_buildings(data_path), target=target)
