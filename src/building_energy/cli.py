@@ -49,6 +49,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_data(args: argparse.Namespace) -> int:
+    from building_energy.data.io import fetch_data
+
+    config = get_config()
+    path = fetch_data(
+        destination=args.destination or config.paths.data,
+        shared_dir=args.shared or config.paths.shared_data_dir,
+        url=config.paths.data_url,
+        expected_sha256=config.paths.expected_sha256,
+    )
+    print(f"data ready: {path}")
+    return 0
+
+
 def _add_common_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="City CSV (default: config paths.data)")
 
@@ -58,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="building-energy", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch-data", help="copy (checksum verified) or download the City's CSV")
+    fetch.add_argument("--destination", type=Path, default=None)
+    fetch.add_argument("--shared", type=Path, default=None, help="folder holding the archived copy")
+    fetch.set_defaults(handler=_fetch_data)
 
     train = sub.add_parser("train", help="train, evaluate and save the stacked model")
     _add_common_data(train)

@@ -35,7 +35,7 @@ class FeatureParams(BaseModel):
 
 
 class StackingParams(BaseModel):
-    meta_C: float = Field(gt=0)
+    meta_c: float = Field(gt=0)
     meta_max_iter: int = Field(gt=0)
 
 

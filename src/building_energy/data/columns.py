@@ -75,7 +75,11 @@ TRAINING_REQUIRED: tuple[str, ...] = (
 
 # Every column read as a number, whatever the export wrote (thousands separators, blanks).
 NUMERIC_COLUMNS: tuple[str, ...] = (
-    (BUILDING_ID, "DataYear", "ZipCode") + NUMERIC_INPUTS + tuple(c for c in METER_COLUMNS)
+    BUILDING_ID,
+    "DataYear",
+    "ZipCode",
+    *NUMERIC_INPUTS,
+    *METER_COLUMNS,
 )
 
 MULTIFAMILY_BUILDING_TYPES: tuple[str, ...] = (

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from building_energy.data import columns
 from building_energy.data.columns import NUMERIC_COLUMNS
 from building_energy.data.schema import DataValidationError
 
@@ -36,8 +37,6 @@ def _column_key(name: str) -> str:
 
 
 def _canonical_names() -> dict[str, str]:
-    from building_energy.data import columns
-
     names: set[str] = set(columns.MODEL_INPUTS + columns.METER_COLUMNS + columns.QUALITY_COLUMNS)
     names |= {columns.BUILDING_ID, "DataYear", "ZipCode", "PropertyName", "Address", "City", "State"}
     names |= {"TaxParcelIdentificationNumber", "YearsENERGYSTARCertified"}
@@ -81,9 +80,7 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     last_error: Exception | None = None
     for encoding in _ENCODINGS:
         try:
-            frame = pd.read_csv(
-                path, encoding=encoding, dtype=str, keep_default_na=False, skipinitialspace=True
-            )
+            frame = pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, skipinitialspace=True)
             break
         except UnicodeDecodeError as error:
             last_error = error
@@ -142,9 +139,7 @@ def fetch_data(
     if shared_copy.is_file():
         actual = sha256_file(shared_copy)
         if actual != expected_sha256:
-            raise DataValidationError(
-                f"{shared_copy}: SHA-256 {actual} does not match the expected {expected_sha256}"
-            )
+            raise DataValidationError(f"{shared_copy}: SHA-256 {actual} does not match the expected {expected_sha256}")
         _copy_atomically(shared_copy, destination)
         logger.info("copied %s -> %s (SHA-256 verified)", shared_copy, destination)
         return destination

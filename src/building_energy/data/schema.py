@@ -69,8 +69,8 @@ def raw_buildings_schema(*, for_training: bool) -> pa.DataFrameSchema:
     """Schema of a raw frame: for training every required column is present and ids are unique."""
     required = TRAINING_REQUIRED if for_training else PREDICTION_REQUIRED
     columns = {}
-    for name, column in _COLUMNS.items():
-        column = column.set_name(name)
+    for name, declared in _COLUMNS.items():
+        column = declared.set_name(name)
         if name in required:
             column.required = True
             column.nullable = name not in (BUILDING_ID, "PrimaryPropertyType", "PropertyGFATotal")
@@ -121,12 +121,12 @@ def row_errors(frame: pd.DataFrame) -> dict[int, list[str]]:
         cases = errors.failure_cases
         for _, case in cases.iterrows():
             index = case["index"]
-            if isinstance(index, (int, float)) and index == index:  # noqa: PLR0124 (NaN check)
-                problems.setdefault(int(index), []).append(
-                    f"{case['column']} fails {case['check']} (value {case['failure_case']!r})"
-                )
-    for column in PREDICTION_REQUIRED:
-        if column in frame:
-            for position in frame[column].isna().to_numpy().nonzero()[0]:
-                problems.setdefault(int(frame.index[position]), []).append(f"{column} is missing")
+            if not isinstance(index, (int, float)) or index != index:  # noqa: PLR0124 (NaN check)
+                continue
+            reason = (
+                f"{case['column']} is missing"
+                if case["check"] == "not_nullable"
+                else f"{case['column']} fails {case['check']} (value {case['failure_case']!r})"
+            )
+            problems.setdefault(int(index), []).append(reason)
     return problems

@@ -14,7 +14,20 @@ from sklearn.utils.validation import check_is_fitted
 from building_energy.preprocessing.categories import split_use_types
 
 EARTH_RADIUS_KM = 6371.0088
-_SURFACE_COLUMNS = ["PropertyGFATotal_log", "ParkingShare", "BuildingGFAPerFloor_log"]
+# Shares, not areas: the cluster describes a building's make-up, so a bigger twin lands in the same one
+# and the model stays monotone in floor area.
+_SURFACE_COLUMNS = ["ParkingShare", "LargestUseShare", "SecondUseShare", "Floors_log"]
+# Features that grow with floor area; every learner is constrained to be non-decreasing in them.
+SIZE_FEATURES: tuple[str, ...] = (
+    "PropertyGFATotal",
+    "PropertyGFAParking",
+    "PropertyGFABuilding(s)",
+    "LargestPropertyUseTypeGFA",
+    "SecondLargestPropertyUseTypeGFA",
+    "ThirdLargestPropertyUseTypeGFA",
+    "PropertyGFATotal_log",
+    "BuildingGFAPerFloor_log",
+)
 
 
 def haversine_distance(
@@ -60,12 +73,13 @@ def add_surface_features(buildings: pd.DataFrame) -> pd.DataFrame:
     out["BuildingGFAPerFloor_log"] = np.log1p(building_gfa / floors)
     out["LargestUseShare"] = (out["LargestPropertyUseTypeGFA"] / total).clip(0, 2)
     out["SecondUseShare"] = (out["SecondLargestPropertyUseTypeGFA"] / total).clip(0, 2)
+    out["Floors_log"] = np.log1p(out["NumberofFloors"].clip(lower=0))
     out["NumberOfUseTypes"] = out["ListOfAllPropertyUseTypes"].map(lambda v: float(len(split_use_types(v))))
     return out.drop(columns=["ListOfAllPropertyUseTypes"])
 
 
 def fit_surface_clusters(buildings: pd.DataFrame, n_clusters: int, random_state: int) -> tuple[StandardScaler, KMeans]:
-    """K-means over the size-and-shape features; fitted on training rows only."""
+    """K-means over the make-up of the floor area; fitted on training rows only."""
     surfaces = buildings[_SURFACE_COLUMNS].fillna(buildings[_SURFACE_COLUMNS].median()).fillna(0.0)
     scaler = StandardScaler().fit(surfaces)
     kmeans = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state).fit(scaler.transform(surfaces))
@@ -75,14 +89,16 @@ def fit_surface_clusters(buildings: pd.DataFrame, n_clusters: int, random_state:
 def add_surface_cluster(
     buildings: pd.DataFrame, scaler: StandardScaler, kmeans: KMeans, fill_values: pd.Series
 ) -> pd.DataFrame:
-    """``SurfaceCluster``: the size-and-shape group the fitted k-means puts each building in."""
+    """``SurfaceCluster``: the floor-area make-up group the fitted k-means puts each building in."""
     out = buildings.copy()
     surfaces = out[_SURFACE_COLUMNS].fillna(fill_values).fillna(0.0)
     out["SurfaceCluster"] = kmeans.predict(scaler.transform(surfaces)).astype(float)
     return out
 
 
-def engineer_features(buildings: pd.DataFrame, reference_year: int, centre_lat: float, centre_lon: float) -> pd.DataFrame:
+def engineer_features(
+    buildings: pd.DataFrame, reference_year: int, centre_lat: float, centre_lon: float
+) -> pd.DataFrame:
     """Every feature that needs no fitting; ``BuildingFeatures`` adds the fitted surface cluster."""
     out = add_building_age(buildings, reference_year)
     out = add_geographical_features(out, centre_lat, centre_lon)

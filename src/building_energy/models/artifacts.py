@@ -91,7 +91,7 @@ def load_artifact(model_path: Path, expected_sha256: str | None = None) -> dict[
         raise ModelLoadError(
             f"{model_path}: SHA-256 {actual} does not match the recorded {expected}; the file was altered or truncated"
         )
-    artifact = joblib.load(io.BytesIO(payload))  # noqa: S301 (checksum verified above)
+    artifact = joblib.load(io.BytesIO(payload))  # checksum verified above
     if not isinstance(artifact, dict) or any(k not in artifact for k in ARTIFACT_KEYS):
         raise ModelLoadError(f"{model_path}: not a building-energy model artifact")
     artifact["metadata"].setdefault("model_sha256", actual)

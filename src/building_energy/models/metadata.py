@@ -35,10 +35,15 @@ def library_versions() -> dict[str, str]:
 def git_commit(cwd: Path | None = None) -> str:
     """The checked-out commit, with ``-dirty`` when the tree has changes; ``unknown`` outside git."""
     try:
-        commit = subprocess.run(  # noqa: S603
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10  # noqa: S607
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603
+        dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
             cwd=cwd,
             capture_output=True,

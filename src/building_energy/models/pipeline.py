@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from lightgbm import LGBMRegressor
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, StackingRegressor
@@ -16,30 +17,63 @@ from sklearn.svm import LinearSVR
 from xgboost import XGBRegressor
 
 from building_energy.config import Settings
-from building_energy.data.columns import CATEGORICAL_INPUTS
-from building_energy.features.engineer import BuildingFeatures
+from building_energy.data.columns import CATEGORICAL_INPUTS, MODEL_INPUTS
+from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures, engineer_features
 from building_energy.preprocessing.transformers import CleanBuildings
 
 LEARNERS = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
 
 
-def make_learner(name: str, random_state: int, **params: Any) -> Any:
-    """A base learner with fixed seed and a single thread: folds run in parallel, one row predicts fast."""
+def model_feature_names(use_energy_star: bool) -> list[str]:
+    """The learners' input columns, in order: target-encoded categories, then the numeric features."""
+    empty = pd.DataFrame({column: pd.Series(dtype="float64") for column in MODEL_INPUTS})
+    cleaned = CleanBuildings(use_energy_star=use_energy_star).fit_transform(empty)
+    engineered = [*engineer_features(cleaned, 2016, 0.0, 0.0).columns, "SurfaceCluster"]
+    return [*CATEGORICAL_INPUTS, *(c for c in engineered if c not in CATEGORICAL_INPUTS)]
+
+
+def size_constraints(use_energy_star: bool) -> list[int]:
+    """+1 for every feature that grows with floor area: a bigger building never gets a smaller estimate."""
+    return [1 if name in SIZE_FEATURES else 0 for name in model_feature_names(use_energy_star)]
+
+
+def make_learner(name: str, random_state: int, use_energy_star: bool = True, **params: Any) -> Any:
+    """A base learner with fixed seed, one thread (folds run in parallel; one row predicts fast) and
+    monotone in floor area."""
+    monotone = size_constraints(use_energy_star)
     if name == "extra_trees":
-        return ExtraTreesRegressor(random_state=random_state, n_jobs=1, **params)
+        return ExtraTreesRegressor(random_state=random_state, n_jobs=1, monotonic_cst=monotone, **params)
     if name == "xgboost":
-        return XGBRegressor(random_state=random_state, n_jobs=1, tree_method="hist", **params)
+        return XGBRegressor(
+            random_state=random_state, n_jobs=1, tree_method="hist", monotone_constraints=tuple(monotone), **params
+        )
     if name == "lightgbm":
-        return LGBMRegressor(random_state=random_state, n_jobs=1, deterministic=True, verbose=-1, **params)
+        return LGBMRegressor(
+            random_state=random_state,
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+            monotone_constraints=monotone,
+            **params,
+        )
     if name == "hist_gradient_boosting":
-        return HistGradientBoostingRegressor(random_state=random_state, **params)
+        return HistGradientBoostingRegressor(random_state=random_state, monotonic_cst=monotone, **params)
     raise ValueError(f"unknown learner {name!r}; known: {LEARNERS}")
 
 
 def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str, Any]]:
     """The fitted-on-training-rows-only steps shared by every learner."""
     encoder = ColumnTransformer(
-        [("target", TargetEncoder(target_type="continuous", cv=KFold(config.cv_folds, shuffle=True, random_state=config.random_state)), list(CATEGORICAL_INPUTS))],
+        [
+            (
+                "target",
+                TargetEncoder(
+                    target_type="continuous", cv=KFold(config.cv_folds, shuffle=True, random_state=config.random_state)
+                ),
+                list(CATEGORICAL_INPUTS),
+            )
+        ],
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
@@ -67,10 +101,12 @@ def with_log_target(pipeline: Pipeline) -> TransformedTargetRegressor:
     return TransformedTargetRegressor(regressor=pipeline, func=np.log1p, inverse_func=np.expm1, check_inverse=False)
 
 
-def build_learner_pipeline(config: Settings, name: str, use_energy_star: bool, **params: Any) -> TransformedTargetRegressor:
+def build_learner_pipeline(
+    config: Settings, name: str, use_energy_star: bool, **params: Any
+) -> TransformedTargetRegressor:
     """Raw record -> kBtu through one base learner: what each grid search tunes."""
     steps = make_preprocessor(config, use_energy_star)
-    pipeline = Pipeline([*steps, ("model", make_learner(name, config.random_state, **params))])
+    pipeline = Pipeline([*steps, ("model", make_learner(name, config.random_state, use_energy_star, **params))])
     return with_log_target(pipeline)
 
 
@@ -78,7 +114,9 @@ def build_stacking_pipeline(
     config: Settings, best_params: dict[str, dict[str, Any]], use_energy_star: bool
 ) -> TransformedTargetRegressor:
     """Raw record -> kBtu through the stack of the four tuned learners and a LinearSVR meta-learner."""
-    estimators = [(name, make_learner(name, config.random_state, **best_params[name])) for name in LEARNERS]
+    estimators = [
+        (name, make_learner(name, config.random_state, use_energy_star, **best_params[name])) for name in LEARNERS
+    ]
     # Scaled inputs and the primal squared-loss solver let LinearSVR(C=10) converge on log predictions.
     meta = Pipeline(
         [
@@ -86,7 +124,7 @@ def build_stacking_pipeline(
             (
                 "svr",
                 LinearSVR(
-                    C=config.stacking.meta_C,
+                    C=config.stacking.meta_c,
                     loss="squared_epsilon_insensitive",
                     dual=False,
                     max_iter=config.stacking.meta_max_iter,

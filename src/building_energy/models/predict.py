@@ -21,7 +21,9 @@ ERROR_COLUMN = "error"
 MAX_PLAUSIBLE_KBTU = 1e11
 
 
-def predict_frame(model: Any, raw_buildings: pd.DataFrame, known_problems: dict[int, list[str]] | None = None) -> pd.DataFrame:
+def predict_frame(
+    model: Any, raw_buildings: pd.DataFrame, known_problems: dict[int, list[str]] | None = None
+) -> pd.DataFrame:
     """Score a frame of raw records; one output row per input row, same order, never an exception per row.
 
     ``known_problems`` maps row positions to reasons found while reading (e.g. unparseable numbers).
@@ -35,8 +37,8 @@ def predict_frame(model: Any, raw_buildings: pd.DataFrame, known_problems: dict[
     if scorable.any():
         predictions[scorable] = np.asarray(model.predict(frame.loc[scorable]), dtype=float)
     implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < MAX_PLAUSIBLE_KBTU))
-    for position in np.flatnonzero(implausible):
-        problems.setdefault(int(position), []).append(f"prediction {predictions[position]!r} is out of range")
+    for position in map(int, np.flatnonzero(implausible)):
+        problems.setdefault(position, []).append(f"prediction {predictions[position]!r} is out of range")
         predictions[position] = np.nan
     out = pd.DataFrame(index=frame.index)
     if BUILDING_ID in frame:

@@ -99,7 +99,9 @@ def train_model(
         model.fit(X_train, y_train)
         X_test, y_test = prepare_xy(test_rows, target_column)
         metrics = {"train": evaluate_model(model, X_train, y_train), "test": evaluate_model(model, X_test, y_test)}
-        metrics["cv"] = {name: {"mean_neg_mae_log": r.best_score, "folds": r.fold_scores} for name, r in searches.items()}
+        metrics["cv"] = {
+            name: {"mean_neg_mae_log": r.best_score, "folds": r.fold_scores} for name, r in searches.items()
+        }
         fitted = model.regressor_
         metadata = {
             "versions": library_versions(),

@@ -72,7 +72,10 @@ def remove_outliers(train_buildings: pd.DataFrame, target: str = TARGET_KBTU) ->
     Looks at the target, so it is only ever applied to training rows.
     """
     flagged = train_buildings.get("Outlier", pd.Series(np.nan, index=train_buildings.index)).notna()
-    log_intensity = np.log(train_buildings[target].astype(float) / train_buildings["PropertyGFATotal"])
+    log_intensity = pd.Series(
+        np.log(train_buildings[target].astype(float) / train_buildings["PropertyGFATotal"]),
+        index=train_buildings.index,
+    )
     property_type = normalise_category(train_buildings["PrimaryPropertyType"])
     centre = log_intensity.groupby(property_type).transform("median")
     spread = (log_intensity - centre).abs().median() * 1.4826

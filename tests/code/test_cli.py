@@ -1,0 +1,122 @@
+"""The command line: exit codes, per-row errors, and artifacts that bad input never touches."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from building_energy.cli import main
+from building_energy.models.train import TrainingResult
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def artifacts(trained: TrainingResult, tmp_path: Path) -> Path:
+    """A copy of a real artifacts directory, to check that failed runs leave it as it was."""
+    target = tmp_path / "artifacts"
+    shutil.copytree(trained.model_path.parent, target)
+    return target
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def _write_csv(data_path: Path, path: Path, edit: str) -> Path:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    if edit == "missing-column":
+        frame = frame.drop(columns="PropertyGFATotal")
+    elif edit == "non-numeric-area":
+        frame.loc[4, "PropertyGFATotal"] = "forty thousand"
+    if edit == "empty":
+        path.write_text("")
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("missing-column", r"missing required column\(s\) \['PropertyGFATotal'\]"),
+        ("non-numeric-area", r"CSV line 6: PropertyGFATotal='forty thousand' is not a number"),
+        ("empty", r"the file is empty"),
+    ],
+)
+def test_bad_training_data_fails_clearly_and_keeps_artifacts(
+    data_path: Path, artifacts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, message: str
+) -> None:
+    before = _snapshot(artifacts)
+    bad = _write_csv(data_path, tmp_path / f"{edit}.csv", edit)
+    code = main(["train", "--data", str(bad), "--output", str(artifacts), "--profile", "fast"])
+    assert code != 0
+    assert re.search(message, capsys.readouterr().err)
+    assert _snapshot(artifacts) == before
+
+
+@pytest.mark.integration
+def test_console_script_reports_errors_with_exit_code(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "building-energy"),
+            "train",
+            "--data",
+            str(empty),
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "empty" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_scores_every_row_in_order(trained: TrainingResult, data_path: Path, tmp_path: Path) -> None:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False).head(30)
+    meter = [c for c in frame.columns if "kBtu" in c or "kWh" in c or "therms" in c or "GHG" in c]
+    frame = frame.drop(columns=meter)
+    frame.loc[3, "PropertyGFATotal"] = "n/a?"
+    frame.loc[5, "YearBuilt"] = "1066"
+    frame.loc[7, "PrimaryPropertyType"] = ""
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.to_csv(source, index=False)
+
+    assert main(["predict", "--model", str(trained.model_path), "--input", str(source), "--output", str(output)]) == 0
+
+    result = pd.read_csv(output, keep_default_na=False)
+    assert list(result.columns) == ["OSEBuildingID", "predicted_site_energy_kbtu", "error"]
+    assert result["OSEBuildingID"].astype(str).tolist() == frame["OSEBuildingID"].tolist()
+    failed = result["error"] != ""
+    assert failed.tolist() == [i in (3, 5, 7) for i in range(30)]
+    assert "PropertyGFATotal" in result.loc[3, "error"]
+    assert "YearBuilt" in result.loc[5, "error"]
+    assert "PrimaryPropertyType is missing" in result.loc[7, "error"]
+    assert (result.loc[failed, "predicted_site_energy_kbtu"] == "").all()
+    assert (pd.to_numeric(result.loc[~failed, "predicted_site_energy_kbtu"]) > 0).all()
+
+
+def test_evaluate_reproduces_the_recorded_test_metrics(
+    trained: TrainingResult, data_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", "--model", str(trained.model_path), "--data", str(data_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{trained.metrics['test']['mape']}" in out
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["predict", "--model", str(tmp_path / "none.joblib"), "--input", "x.csv", "--output", "y.csv"])
+    assert code == 2
+    assert "train one with `building-energy train`" in capsys.readouterr().err

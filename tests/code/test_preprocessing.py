@@ -1,0 +1,53 @@
+"""Cleaning rules and category spellings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from building_energy.data.columns import METER_COLUMNS, MODEL_INPUTS, TARGET_LOG
+from building_energy.models.train import prepare_xy
+from building_energy.preprocessing.categories import normalise_category, split_use_types
+from building_energy.preprocessing.preprocessor import remove_outliers
+
+
+def test_clean_buildings_are_non_residential_with_positive_target(clean_buildings: pd.DataFrame) -> None:
+    assert not clean_buildings["BuildingType"].str.startswith("Multifamily").any()
+    assert (clean_buildings["SiteEnergyUse(kBtu)"] > 0).all()
+    assert clean_buildings["OSEBuildingID"].is_unique
+    assert 1600 < len(clean_buildings) < 1700
+
+
+def test_log_target_is_present_and_finite(clean_buildings: pd.DataFrame) -> None:
+    expected = np.log1p(clean_buildings["SiteEnergyUse(kBtu)"])
+    np.testing.assert_allclose(clean_buildings[TARGET_LOG], expected)
+    assert np.isfinite(clean_buildings[TARGET_LOG]).all()
+
+
+def test_model_inputs_hold_no_meter_reading(clean_buildings: pd.DataFrame) -> None:
+    X, y = prepare_xy(clean_buildings)
+    assert not set(X.columns) & set(METER_COLUMNS)
+    assert set(X.columns) - {"OSEBuildingID"} <= set(MODEL_INPUTS)
+    assert y.name == "SiteEnergyUse(kBtu)"
+
+
+def test_remove_outliers_only_drops_rows(clean_buildings: pd.DataFrame) -> None:
+    kept = remove_outliers(clean_buildings)
+    assert kept.index.isin(clean_buildings.index).all()
+    assert kept["Outlier"].isna().all()
+    assert len(kept) >= 0.9 * len(clean_buildings)
+
+
+def test_category_spellings_collapse() -> None:
+    values = pd.Series(
+        ["DOWNTOWN", "Downtown ", "Delridge", "DELRIDGE NEIGHBORHOODS", "Supermarket / Grocery Store", None, ""]
+    )
+    normalised = normalise_category(values)
+    assert normalised.tolist()[:5] == ["DOWNTOWN", "DOWNTOWN", "DELRIDGE", "DELRIDGE", "SUPERMARKET/GROCERY STORE"]
+    assert normalised.iloc[5:].isna().all()
+
+
+def test_use_type_list_keeps_commas_inside_parentheses() -> None:
+    listing = "Office, Personal Services (Health/Beauty, Dry Cleaning, etc), Parking"
+    assert split_use_types(listing) == ["Office", "Personal Services (Health/Beauty, Dry Cleaning, etc)", "Parking"]
+    assert split_use_types(np.nan) == []

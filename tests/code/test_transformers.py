@@ -1,0 +1,80 @@
+"""The custom transformers follow scikit-learn's estimator contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from building_energy.config import get_config
+from building_energy.data.columns import METER_COLUMNS
+from building_energy.features.engineer import BuildingFeatures
+from building_energy.models.pipeline import make_preprocessor, model_feature_names
+from building_energy.preprocessing.transformers import CleanBuildings
+
+
+@pytest.fixture(scope="module")
+def buildings(clean_buildings: pd.DataFrame) -> pd.DataFrame:
+    return clean_buildings.head(300).copy()
+
+
+def test_clone_keeps_parameters_and_drops_state(buildings: pd.DataFrame) -> None:
+    fitted = BuildingFeatures(n_surface_clusters=4).fit(CleanBuildings().fit_transform(buildings))
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    with pytest.raises(NotFittedError):
+        copy.transform(buildings)
+
+
+def test_transform_does_not_mutate_input(buildings: pd.DataFrame) -> None:
+    before = buildings.copy()
+    cleaned = CleanBuildings().fit_transform(buildings)
+    cleaned_before = cleaned.copy()
+    BuildingFeatures().fit_transform(cleaned)
+    pd.testing.assert_frame_equal(buildings, before)
+    pd.testing.assert_frame_equal(cleaned, cleaned_before)
+
+
+def test_feature_names_survive_to_the_learner(buildings: pd.DataFrame) -> None:
+    steps = make_preprocessor(get_config(), use_energy_star=True)
+    preprocess = make_pipeline(*(step for _, step in steps))
+    out = preprocess.fit_transform(buildings, np.log1p(buildings["SiteEnergyUse(kBtu)"]))
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(preprocess.get_feature_names_out()) == model_feature_names(True)
+    assert not out.isna().any().any()
+    assert not set(out.columns) & set(METER_COLUMNS)
+
+
+def test_energy_star_can_be_left_out(buildings: pd.DataFrame) -> None:
+    assert "ENERGYSTARScore" not in CleanBuildings(use_energy_star=False).fit_transform(buildings)
+    assert "ENERGYSTARScore" not in model_feature_names(False)
+
+
+def test_clusters_learn_from_fit_rows_only(buildings: pd.DataFrame) -> None:
+    cleaned = CleanBuildings().fit_transform(buildings)
+    first = BuildingFeatures().fit(cleaned.iloc[:150])
+    centres = first.surface_kmeans_.cluster_centers_.copy()
+    other = BuildingFeatures().fit(cleaned.iloc[150:])
+    held_out = first.transform(cleaned.iloc[150:])
+    assert np.array_equal(first.surface_kmeans_.cluster_centers_, centres), "transform must not refit"
+    assert np.array_equal(BuildingFeatures().fit(cleaned.iloc[:150]).surface_kmeans_.cluster_centers_, centres)
+    assert not np.array_equal(other.surface_kmeans_.cluster_centers_, centres)
+    assert set(held_out["SurfaceCluster"]) <= set(range(first.n_surface_clusters))
+
+
+def test_transformers_work_inside_grid_search(buildings: pd.DataFrame) -> None:
+    steps = make_preprocessor(get_config(), use_energy_star=True)
+    pipeline = make_pipeline(*(step for _, step in steps), Ridge())
+    search = GridSearchCV(pipeline, {"buildingfeatures__n_surface_clusters": [3, 5]}, cv=3)
+    search.fit(buildings, np.log1p(buildings["SiteEnergyUse(kBtu)"]))
+    assert search.best_params_["buildingfeatures__n_surface_clusters"] in (3, 5)
+
+
+def test_clean_buildings_rejects_non_frames() -> None:
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        CleanBuildings().fit(np.zeros((3, 3)))

@@ -1,0 +1,103 @@
+"""Reading and fetching the City's CSV."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from building_energy.data.columns import NUMERIC_COLUMNS
+from building_energy.data.io import fetch_data, read_buildings_csv, sha256_file
+from building_energy.data.schema import DataValidationError
+
+EXPECTED_SHA256 = "e0736a3096f5f0b1a6c408622c70d2643cdad68904cd4a7e5b7c3cafb393194a"
+
+
+def test_archived_file_has_the_expected_shape_and_checksum(data_path: Path, raw_buildings: pd.DataFrame) -> None:
+    assert sha256_file(data_path) == EXPECTED_SHA256
+    assert raw_buildings.shape == (3376, 46)
+    assert pd.api.types.is_float_dtype(raw_buildings["PropertyGFATotal"])
+
+
+def _as_portal_export(raw_text: pd.DataFrame, path: Path) -> None:
+    """Today's portal style: API field names, thousands separators, Windows-1252 text."""
+    portal = raw_text.copy()
+    for column in ("PropertyGFATotal", "SiteEnergyUse(kBtu)", "Electricity(kWh)"):
+        portal[column] = pd.to_numeric(portal[column]).map(lambda v: "" if pd.isna(v) else f"{v:,.6g}")
+    portal.columns = [c.lower().replace("(", "_").replace(")", "").replace("/", "_") for c in portal.columns]
+    portal.loc[0, "propertyname"] = "Café Mayflower"
+    portal.to_csv(path, index=False, encoding="cp1252")
+
+
+def test_portal_export_reads_like_the_archive(data_path: Path, raw_buildings: pd.DataFrame, tmp_path: Path) -> None:
+    raw_text = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    portal_path = tmp_path / "portal.csv"
+    _as_portal_export(raw_text, portal_path)
+
+    portal, problems = read_buildings_csv(portal_path)
+
+    assert problems == {}
+    assert list(portal.columns) == list(raw_buildings.columns)
+    assert portal.loc[0, "PropertyName"] == "Café Mayflower"
+    for column in ("PropertyGFATotal", "SiteEnergyUse(kBtu)"):
+        pd.testing.assert_series_equal(portal[column], raw_buildings[column], rtol=1e-5)
+    assert set(NUMERIC_COLUMNS) <= set(portal.columns)
+
+
+def test_unparseable_numbers_are_reported_by_line(tmp_path: Path, data_path: Path) -> None:
+    text = pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5)
+    text.loc[2, "PropertyGFATotal"] = "big"
+    path = tmp_path / "bad.csv"
+    text.to_csv(path, index=False)
+    _, problems = read_buildings_csv(path)
+    assert problems == {2: ["PropertyGFATotal='big' is not a number"]}
+
+
+@pytest.mark.parametrize("content", ["", "OSEBuildingID,PropertyGFATotal\n"])
+def test_empty_files_are_refused(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text(content)
+    with pytest.raises(DataValidationError, match=r"empty|no rows"):
+        read_buildings_csv(path)
+
+
+def test_fetch_copies_from_shared_and_verifies(data_path: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "raw" / data_path.name
+    fetch_data(destination, data_path.parent, "http://127.0.0.1:9/unused", EXPECTED_SHA256)
+    assert sha256_file(destination) == EXPECTED_SHA256
+
+
+def test_fetch_refuses_a_corrupted_shared_copy(data_path: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / data_path.name).write_bytes(data_path.read_bytes()[:-10])
+    with pytest.raises(DataValidationError, match="does not match"):
+        fetch_data(tmp_path / "raw" / data_path.name, shared, "http://127.0.0.1:9/unused", EXPECTED_SHA256)
+    assert not (tmp_path / "raw" / data_path.name).exists()
+
+
+@pytest.fixture
+def portal_server(data_path: Path) -> Iterator[str]:
+    """A real HTTP server on loopback standing in for the City's portal."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{data_path.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.integration
+def test_fetch_downloads_when_shared_is_absent(portal_server: str, data_path: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "raw" / data_path.name
+    fetch_data(destination, tmp_path / "no-shared", portal_server, EXPECTED_SHA256)
+    assert hashlib.sha256(destination.read_bytes()).hexdigest() == EXPECTED_SHA256

@@ -1,0 +1,109 @@
+"""The trained artifact: its content, its honesty and its behaviour."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import StackingRegressor
+from sklearn.preprocessing import TargetEncoder
+
+from building_energy.data.columns import METER_COLUMNS, QUALITY_COLUMNS
+from building_energy.models.artifacts import ARTIFACT_KEYS, load_artifact
+from building_energy.models.train import TrainingResult
+
+pytestmark = pytest.mark.slow
+
+AREA_COLUMNS = [
+    "PropertyGFATotal",
+    "PropertyGFAParking",
+    "PropertyGFABuilding(s)",
+    "LargestPropertyUseTypeGFA",
+    "SecondLargestPropertyUseTypeGFA",
+    "ThirdLargestPropertyUseTypeGFA",
+]
+
+
+def test_artifact_has_the_documented_keys(trained: TrainingResult) -> None:
+    artifact = load_artifact(trained.model_path)
+    assert set(ARTIFACT_KEYS) <= set(artifact)
+    assert isinstance(artifact["encoder"], TargetEncoder)
+    assert set(artifact["best_params"]) == {"extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting"}
+    metadata = artifact["metadata"]
+    for key in ("versions", "data_sha256", "git_commit", "metrics", "feature_names", "training_seconds"):
+        assert key in metadata
+    assert metadata["data_sha256"] == "e0736a3096f5f0b1a6c408622c70d2643cdad68904cd4a7e5b7c3cafb393194a"
+    assert joblib.load(trained.model_path.parent / "best_params.joblib") == artifact["best_params"]
+    saved_metrics = json.loads((trained.model_path.parent / "metrics.json").read_text())
+    assert saved_metrics["test"]["mape"] == pytest.approx(trained.metrics["test"]["mape"])
+
+
+def test_final_estimator_is_a_stack_inside_the_log_target(trained: TrainingResult) -> None:
+    model = load_artifact(trained.model_path)["model"]
+    assert isinstance(model, TransformedTargetRegressor)
+    stack = model.regressor_.steps[-1][1]
+    assert isinstance(stack, StackingRegressor)
+    assert [name for name, _ in stack.estimators] == ["extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting"]
+
+
+def test_metrics_are_computed_on_kbtu(trained: TrainingResult) -> None:
+    test = trained.metrics["test"]
+    assert 0 < test["median_ape"] < test["mape"] < 1.5
+    assert 0.5 < test["r2_log"] <= 1
+    assert test["rmse"] > test["mae"] > 1e5
+    assert "Hotel" in test["mape_by_property_type"]
+
+
+def test_prediction_ignores_meter_readings(trained: TrainingResult, sample_buildings: pd.DataFrame) -> None:
+    model = load_artifact(trained.model_path)["model"]
+    without = sample_buildings.drop(columns=[c for c in METER_COLUMNS + QUALITY_COLUMNS if c in sample_buildings])
+    scrambled = sample_buildings.copy()
+    for column in METER_COLUMNS:
+        if column in scrambled:
+            scrambled[column] = scrambled[column].sample(frac=1.0, random_state=1).to_numpy()
+    reference = model.predict(sample_buildings)
+    np.testing.assert_array_equal(model.predict(without), reference)
+    np.testing.assert_array_equal(model.predict(scrambled), reference)
+
+
+def test_renaming_a_building_does_not_change_its_prediction(
+    trained: TrainingResult, sample_buildings: pd.DataFrame
+) -> None:
+    model = load_artifact(trained.model_path)["model"]
+    renamed = sample_buildings.assign(PropertyName="Renamed building", Address="1 Nowhere St")
+    np.testing.assert_array_equal(model.predict(renamed), model.predict(sample_buildings))
+
+
+def test_category_spelling_does_not_change_a_prediction(
+    trained: TrainingResult, sample_buildings: pd.DataFrame
+) -> None:
+    model = load_artifact(trained.model_path)["model"]
+    respelled = sample_buildings.assign(
+        Neighborhood=sample_buildings["Neighborhood"].str.title(),
+        PrimaryPropertyType=sample_buildings["PrimaryPropertyType"].str.lower() + " ",
+    )
+    np.testing.assert_array_equal(model.predict(respelled), model.predict(sample_buildings))
+
+
+def test_doubling_floor_area_never_lowers_a_prediction(trained: TrainingResult, sample_buildings: pd.DataFrame) -> None:
+    model = load_artifact(trained.model_path)["model"]
+    doubled = sample_buildings.copy()
+    doubled[AREA_COLUMNS] = doubled[AREA_COLUMNS] * 2
+    before, after = model.predict(sample_buildings), model.predict(doubled)
+    assert (after >= before).all()
+    assert (after > before).mean() > 0.9
+
+
+def test_two_trainings_give_identical_predictions(
+    trained: TrainingResult, train_fast: Callable[..., TrainingResult], sample_buildings: pd.DataFrame
+) -> None:
+    again = train_fast()
+    first = load_artifact(trained.model_path)["model"].predict(sample_buildings)
+    second = load_artifact(again.model_path)["model"].predict(sample_buildings)
+    np.testing.assert_array_equal(first, second)
+    assert again.metrics["test"] == trained.metrics["test"]
