@@ -63,6 +63,12 @@ def _fetch_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from building_energy.dashboard.launch import run_dashboard
+
+    return run_dashboard(model_source=args.model, address=args.address, port=args.port)
+
+
 def _add_common_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="City CSV (default: config paths.data)")
 
@@ -96,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default=str(config.paths.artifacts / "model.joblib"))
     _add_common_data(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    dashboard = sub.add_parser("dashboard", help="serve the Streamlit dashboard (predict, batch, model, data)")
+    dashboard.add_argument("--model", default=None, help="model path or models:/ URI (default: config dashboard)")
+    dashboard.add_argument("--address", default=None, help=f"default {config.dashboard.address}")
+    dashboard.add_argument("--port", type=int, default=None, help=f"default {config.dashboard.port}")
+    dashboard.set_defaults(handler=_dashboard)
     return parser
 
 

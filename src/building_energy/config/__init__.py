@@ -39,6 +39,19 @@ class StackingParams(BaseModel):
     meta_max_iter: int = Field(gt=0)
 
 
+class DashboardSettings(BaseModel):
+    """The Streamlit dashboard: which model it shows and how it is served."""
+
+    # A ``model.joblib`` path or a registry URI (``models:/name/version``); ``None``: paths.artifacts/model.joblib.
+    model_source: str | None = None
+    address: str
+    port: int = Field(gt=0, lt=65536)
+    max_upload_mb: int = Field(gt=0)
+    importance_repeats: int = Field(gt=0)
+    energy_star_grid: list[float] = Field(min_length=2)
+    top_drivers: int = Field(gt=0)
+
+
 class Settings(BaseSettings):
     """Everything tunable. Environment variables ``BE_<FIELD>`` override the YAML file."""
 
@@ -54,6 +67,7 @@ class Settings(BaseSettings):
     paths: Paths
     features: FeatureParams
     stacking: StackingParams
+    dashboard: DashboardSettings
     profiles: dict[str, dict[str, ParamGrid]]
 
     @classmethod

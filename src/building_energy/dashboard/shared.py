@@ -1,0 +1,96 @@
+"""What every page shares: the model (loaded once per process), the data, and the messages when either is missing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+import streamlit as st
+
+from building_energy.config import get_config
+from building_energy.dashboard import analysis
+from building_energy.data.columns import TARGET_KBTU
+from building_energy.models.loading import LoadedModel, load_model
+from building_energy.preprocessing.preprocessor import preprocess_data
+
+logger = logging.getLogger(__name__)
+
+TRAIN_COMMAND = "make train"
+TRAIN_FAST_COMMAND = "building-energy train --profile fast"
+FETCH_COMMAND = "building-energy fetch-data"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def _load_model(source: str) -> LoadedModel:
+    # The one place that resolves a model source (path or models:/ URI); failures are not cached, so a
+    # model trained after a failed load is picked up on the next page view.
+    return load_model(source)
+
+
+def _stop(message: str, hint: str) -> NoReturn:
+    st.error(message)
+    st.info(hint)
+    st.stop()
+
+
+def require_model() -> LoadedModel:
+    """The dashboard's model; without one the page shows how to train it and stops (never a traceback)."""
+    source = analysis.model_source(get_config())
+    try:
+        return _load_model(source)
+    except Exception as error:  # any failure to load is the same to the user: no model here
+        logger.warning("no model from %s: %s", source, error)
+        _stop(
+            f"No model could be loaded from `{source}`: {error}",
+            "Train one, then reload this page:\n\n"
+            f"```bash\n{TRAIN_COMMAND}                        # the full model, into artifacts/\n"
+            f"{TRAIN_FAST_COMMAND}   # a quick one\n```\n\n"
+            "or point the dashboard at another model: `building-energy dashboard --model PATH_OR_URI` "
+            "(or `BE_DASHBOARD__MODEL_SOURCE`).",
+        )
+
+
+def model_key(loaded: LoadedModel) -> str:
+    """What identifies a model's cached diagnostics: its checksum (or source when it has none)."""
+    return str(loaded.metadata.get("model_sha256") or loaded.source)
+
+
+@st.cache_data(show_spinner="Reading the City's data…", max_entries=4)
+def _clean_buildings(path: str, target: str) -> pd.DataFrame:
+    return preprocess_data(Path(path), target=target)
+
+
+def require_buildings(path: Path, target: str = TARGET_KBTU) -> pd.DataFrame:
+    """The clean buildings of ``path``; when the file is missing or invalid the page says so and stops."""
+    try:
+        return _clean_buildings(str(path), target)
+    except (FileNotFoundError, ValueError, OSError) as error:  # DataValidationError is a ValueError
+        logger.warning("no data from %s: %s", path, error)
+        _stop(f"The City's data could not be read from `{path}`: {error}", f"Fetch it with `{FETCH_COMMAND}`.")
+
+
+@st.cache_data(show_spinner="Scoring the test buildings…", max_entries=4)
+def holdout(_loaded: LoadedModel, key: str, data_path: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """The recorded test split and the model's predictions on it (``key`` identifies ``_loaded``)."""
+    buildings = _clean_buildings(data_path, analysis.target_column(_loaded.metadata))
+    X, y = analysis.holdout_inputs(buildings, _loaded.metadata)
+    return X, y, analysis.holdout_predictions(_loaded, X, y)
+
+
+@st.cache_data(show_spinner="Computing the permutation importance…", max_entries=4)
+def importance(_loaded: LoadedModel, key: str, data_path: str, repeats: int, random_state: int) -> pd.DataFrame:
+    X, y, _ = holdout(_loaded, key, data_path)
+    return analysis.permutation_importance(_loaded, X, y, repeats, random_state)
+
+
+@st.cache_data(show_spinner="Computing the ENERGY STAR response…", max_entries=4)
+def energy_star(_loaded: LoadedModel, key: str, data_path: str, scores: Sequence[float]) -> pd.DataFrame:
+    X, _, _ = holdout(_loaded, key, data_path)
+    return analysis.energy_star_effect(_loaded, X, list(scores))
+
+
+def unit(metadata: dict[str, Any]) -> str:
+    return analysis.TARGET_UNITS.get(analysis.target_name(metadata), "")

@@ -1,0 +1,170 @@
+"""Predict: one building, typed in or started from an existing one, scored like ``building-energy predict``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from building_energy.config import get_config
+from building_energy.dashboard import analysis, shared
+from building_energy.models.loading import LoadedModel
+from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_frame
+
+logger = logging.getLogger(__name__)
+
+CATEGORY_FIELDS = {
+    "PrimaryPropertyType": "Property type",
+    "LargestPropertyUseType": "Largest use",
+    "BuildingType": "Building type",
+    "Neighborhood": "Neighborhood",
+}
+AREA_FIELDS = {
+    "PropertyGFATotal": "Total floor area (sq ft)",
+    "PropertyGFABuilding(s)": "Building floor area (sq ft)",
+    "PropertyGFAParking": "Parking floor area (sq ft)",
+    "LargestPropertyUseTypeGFA": "Largest use floor area (sq ft, optional)",
+}
+BUILDING_FIELDS = {
+    "YearBuilt": ("Year built", "%.0f", 1.0),
+    "NumberofFloors": ("Floors", "%.0f", 1.0),
+    "NumberofBuildings": ("Buildings on the property", "%.0f", 1.0),
+    "ENERGYSTARScore": ("ENERGY STAR score (optional, 1-100)", "%.0f", 1.0),
+    "Latitude": ("Latitude (optional)", "%.5f", 0.001),
+    "Longitude": ("Longitude (optional)", "%.5f", 0.001),
+}
+# Fields left empty for a new building: the model treats them as unknown.
+OPTIONAL_FIELDS = ("LargestPropertyUseTypeGFA", "ENERGYSTARScore", "Latitude", "Longitude")
+
+
+def _number_default(column: str, base: pd.Series | None, training: pd.DataFrame) -> float | None:
+    if base is not None:
+        value = base.get(column)
+        return None if value is None or pd.isna(value) else float(value)
+    if column in OPTIONAL_FIELDS:
+        return None
+    if column == "PropertyGFAParking":
+        return 0.0
+    if column == "PropertyGFABuilding(s)":
+        column = "PropertyGFATotal"  # a new building: all of its median floor area is building
+    return float(training[column].median())
+
+
+def _category_default(
+    column: str, base: pd.Series | None, training: pd.DataFrame, choices: dict[str, str]
+) -> int | None:
+    value = (
+        analysis.display_category(base.get(column), choices)
+        if base is not None
+        else analysis.most_common(training[column], choices)
+    )
+    options = list(choices.values())
+    return options.index(value) if value in options else None
+
+
+def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, training: pd.DataFrame) -> None:
+    error = str(output[ERROR_COLUMN].iloc[0])
+    if error:
+        st.error(f"This building cannot be scored: {error}")
+        return
+    unit = shared.unit(loaded.metadata)
+    predicted = float(output[PREDICTION_COLUMN].iloc[0])
+    area = float(row["PropertyGFATotal"].iloc[0])
+    property_type = str(row["PrimaryPropertyType"].iloc[0])
+    peers = analysis.similar_buildings(training, property_type, analysis.target_column(loaded.metadata))
+
+    st.subheader("Prediction")
+    columns = st.columns(4)
+    delta = f"{predicted / peers.median_target - 1:+.0%} vs similar" if peers else None
+    columns[0].metric("Predicted", f"{predicted:,.0f} {unit}", delta=delta, delta_color="off")
+    columns[1].metric("Predicted per sq ft", f"{predicted / area:,.1f} {unit}/sq ft")
+    if peers:
+        help_text = f"Median of the {peers.count} '{property_type}' buildings the model was trained on."
+        columns[2].metric(f"Median of {peers.count} similar", f"{peers.median_target:,.0f} {unit}", help=help_text)
+        columns[3].metric("Median per sq ft of similar", f"{peers.median_per_sqft:,.1f} {unit}/sq ft", help=help_text)
+    else:
+        columns[2].caption(f"No '{property_type}' building in the training data to compare with.")
+
+    interval = analysis.prediction_interval(output)
+    if interval:
+        st.metric("Likely range", f"{interval[0]:,.0f} – {interval[1]:,.0f} {unit}")
+    try:
+        drivers = analysis.top_drivers(loaded, row, get_config().dashboard.top_drivers)
+    except Exception as failure:  # an explanation is a bonus: its failure must not hide the prediction
+        logger.warning("explain() failed: %s", failure)
+        drivers = None
+        st.caption(f"The drivers of this prediction are unavailable: {failure}")
+    if drivers is not None:
+        st.markdown("**Top drivers of this prediction**")
+        st.dataframe(drivers, hide_index=True)
+    with st.expander("The record sent to the model"):
+        st.dataframe(row.T.rename(columns={0: "value"}).astype(str))
+
+
+config = get_config()
+loaded = shared.require_model()
+buildings = shared.require_buildings(
+    analysis.training_data_path(loaded.metadata, config), analysis.target_column(loaded.metadata)
+)
+training = analysis.training_rows(buildings, loaded.metadata)
+choices = {column: analysis.category_choices(buildings[column]) for column in CATEGORY_FIELDS}
+
+st.title("Predict one building")
+st.caption(
+    "Enter what the City knows about a building, or start from one it already lists. The prediction is "
+    "computed only when you press **Predict**, by the same code as `building-energy predict`."
+)
+labels = analysis.building_labels(buildings)
+prefill = st.selectbox(
+    "Start from an existing building (optional)",
+    options=list(labels),
+    index=None,
+    format_func=labels.__getitem__,
+    placeholder="Type a name or an OSEBuildingID…",
+    key="prefill",
+)
+base = analysis.building_by_id(buildings, prefill) if prefill is not None else None
+# Widget keys carry the chosen building, so picking another one refills the form with its values.
+suffix = "new" if prefill is None else str(prefill)
+
+values: dict[str, Any] = {}
+with st.form("building"):
+    left, middle, right = st.columns(3)
+    with left:
+        for column, label in CATEGORY_FIELDS.items():
+            values[column] = st.selectbox(
+                label,
+                options=list(choices[column].values()),
+                index=_category_default(column, base, training, choices[column]),
+                placeholder="unknown",
+                key=f"{column}@{suffix}",
+            )
+    with middle:
+        for column, label in AREA_FIELDS.items():
+            values[column] = st.number_input(
+                label,
+                min_value=0.0,
+                value=_number_default(column, base, training),
+                step=1000.0,
+                format="%.0f",
+                key=f"{column}@{suffix}",
+            )
+    with right:
+        for column, (label, number_format, step) in BUILDING_FIELDS.items():
+            values[column] = st.number_input(
+                label,
+                value=_number_default(column, base, training),
+                step=step,
+                format=number_format,
+                key=f"{column}@{suffix}",
+            )
+    submitted = st.form_submit_button("Predict", type="primary", key="predict")
+
+if submitted:
+    row = analysis.building_row(values, base)
+    output = predict_frame(loaded, row)
+    # Kept for the session (and for tests): the record and exactly what predict_frame returned for it.
+    st.session_state["prediction"] = {"row": row, "output": output}
+    _show_result(loaded, row, output, training)
