@@ -97,7 +97,7 @@ def test_predict_scores_every_row_in_order(trained: TrainingResult, data_path: P
     assert main(["predict", "--model", str(trained.model_path), "--input", str(source), "--output", str(output)]) == 0
 
     result = pd.read_csv(output, keep_default_na=False)
-    assert list(result.columns) == ["OSEBuildingID", "predicted_site_energy_kbtu", "error"]
+    assert list(result.columns) == ["OSEBuildingID", "predicted_site_energy_kbtu", "lower_kbtu", "upper_kbtu", "error"]
     assert result["OSEBuildingID"].astype(str).tolist() == frame["OSEBuildingID"].tolist()
     failed = result["error"] != ""
     assert failed.tolist() == [i in (3, 5, 7) for i in range(30)]
@@ -105,7 +105,10 @@ def test_predict_scores_every_row_in_order(trained: TrainingResult, data_path: P
     assert "YearBuilt" in result.loc[5, "error"]
     assert "PrimaryPropertyType is missing" in result.loc[7, "error"]
     assert (result.loc[failed, "predicted_site_energy_kbtu"] == "").all()
-    assert (pd.to_numeric(result.loc[~failed, "predicted_site_energy_kbtu"]) > 0).all()
+    scored = result.loc[~failed].apply(pd.to_numeric, errors="coerce")
+    assert (scored["predicted_site_energy_kbtu"] > 0).all()
+    assert (scored["lower_kbtu"] < scored["predicted_site_energy_kbtu"]).all()
+    assert (scored["predicted_site_energy_kbtu"] < scored["upper_kbtu"]).all()
 
 
 def test_evaluate_reproduces_the_recorded_test_metrics(

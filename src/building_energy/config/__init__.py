@@ -52,6 +52,44 @@ class DashboardSettings(BaseModel):
     top_drivers: int = Field(gt=0)
 
 
+class IntervalParams(BaseModel):
+    level: float = Field(gt=0, lt=1)
+
+
+class TrackingSettings(BaseModel):
+    """Where MLflow records runs and registers models, and when a new version becomes the champion."""
+
+    # ``MLFLOW_TRACKING_URI`` overrides it; a relative SQLite path is relative to the working directory.
+    uri: str
+    # Run artifacts of a local (SQLite) store; a relative folder is relative to the database file's folder.
+    artifact_location: str
+    experiment: str
+    run_name: str
+    registered_model: str
+    champion_alias: str
+    # A version is promoted when its CV mean absolute log error exceeds the champion's by no more than this.
+    promotion_tolerance: float = Field(ge=0)
+    # Bounded HTTP retries/timeout towards a tracking server (MLflow's defaults wait minutes on a dead one).
+    http_max_retries: int = Field(ge=0)
+    http_timeout_seconds: int = Field(gt=0)
+    ui_host: str
+    ui_port: int = Field(gt=0, lt=65536)
+
+
+class PrototypeParams(BaseModel):
+    """The notebook's prototype LightGBM, the baseline ``building-energy compare`` measures the package against."""
+
+    n_estimators: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    num_leaves: int = Field(gt=1)
+
+
+class CompareSettings(BaseModel):
+    # The package's test MAE may exceed the prototype's by at most this fraction.
+    mae_tolerance: float = Field(ge=0)
+    prototype: PrototypeParams
+
+
 class Settings(BaseSettings):
     """Everything tunable. Environment variables ``BE_<FIELD>`` override the YAML file."""
 
@@ -67,7 +105,10 @@ class Settings(BaseSettings):
     paths: Paths
     features: FeatureParams
     stacking: StackingParams
+    intervals: IntervalParams
     dashboard: DashboardSettings
+    tracking: TrackingSettings
+    compare: CompareSettings
     profiles: dict[str, dict[str, ParamGrid]]
 
     @classmethod

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMRegressor
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, StackingRegressor
 from sklearn.impute import SimpleImputer
@@ -14,21 +15,67 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler, TargetEncoder
 from sklearn.svm import LinearSVR
+from sklearn.utils.validation import check_is_fitted
 from xgboost import XGBRegressor
 
 from building_energy.config import Settings
 from building_energy.data.columns import CATEGORICAL_INPUTS, MODEL_INPUTS
 from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures, engineer_features
+from building_energy.features.use_mix import OUTPUT_COLUMN as USE_MIX_COLUMN
+from building_energy.features.use_mix import UseMixEncoder
 from building_energy.preprocessing.transformers import CleanBuildings
 
 LEARNERS = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
+AREA_FEATURE = "PropertyGFATotal_log"
+
+
+class IntensityRegressor(RegressorMixin, BaseEstimator):
+    """Fits ``estimator`` to log intensity (log energy minus log floor area) and adds the area back.
+
+    Trees approximate the near-proportional effect of size only in steps; learning energy per square foot
+    leaves them the part that really varies between buildings.
+    """
+
+    def __init__(self, estimator: Any = None, area_feature: str = AREA_FEATURE) -> None:
+        self.estimator = estimator
+        self.area_feature = area_feature
+
+    def fit(self, X: pd.DataFrame, y: Any) -> Self:
+        self.estimator_ = clone(self.estimator).fit(X, np.asarray(y, dtype=float) - X[self.area_feature].to_numpy())
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict(X), dtype=float) + X[self.area_feature].to_numpy()
+
+
+class ConformalMetaLearner(RegressorMixin, BaseEstimator):
+    """The stack's final estimator, keeping the residuals it sees at fit for conformal intervals.
+
+    ``StackingRegressor`` fits its final estimator on cross-validated base predictions, so these residuals
+    are out-of-fold up to the few coefficients of the meta-learner itself.
+    """
+
+    def __init__(self, estimator: Any = None) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: np.ndarray, y: Any) -> Self:
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.residuals_ = np.asarray(y, dtype=float) - np.asarray(self.estimator_.predict(X), dtype=float)
+        self.n_features_in_ = np.shape(X)[1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict(X), dtype=float)
 
 
 def model_feature_names(use_energy_star: bool) -> list[str]:
     """The learners' input columns, in order: target-encoded categories, then the numeric features."""
     empty = pd.DataFrame({column: pd.Series(dtype="float64") for column in MODEL_INPUTS})
     cleaned = CleanBuildings(use_energy_star=use_energy_star).fit_transform(empty)
-    engineered = [*engineer_features(cleaned, 2016, 0.0, 0.0).columns, "SurfaceCluster"]
+    engineered = [*engineer_features(cleaned, 2016, 0.0, 0.0).columns, "SurfaceCluster", USE_MIX_COLUMN]
     return [*CATEGORICAL_INPUTS, *(c for c in engineered if c not in CATEGORICAL_INPUTS)]
 
 
@@ -37,9 +84,14 @@ def size_constraints(use_energy_star: bool) -> list[int]:
     return [1 if name in SIZE_FEATURES else 0 for name in model_feature_names(use_energy_star)]
 
 
-def make_learner(name: str, random_state: int, use_energy_star: bool = True, **params: Any) -> Any:
-    """A base learner with fixed seed, one thread (folds run in parallel; one row predicts fast) and
-    monotone in floor area."""
+def make_learner(name: str, random_state: int, use_energy_star: bool = True, **params: Any) -> IntensityRegressor:
+    """A base learner on log intensity with fixed seed, one thread (folds run in parallel; one row predicts
+    fast) and monotone in floor area."""
+    return IntensityRegressor(make_tree_model(name, random_state, use_energy_star, **params))
+
+
+def make_tree_model(name: str, random_state: int, use_energy_star: bool = True, **params: Any) -> Any:
+    """The bare tree ensemble of a base learner."""
     monotone = size_constraints(use_energy_star)
     if name == "extra_trees":
         return ExtraTreesRegressor(random_state=random_state, n_jobs=1, monotonic_cst=monotone, **params)
@@ -89,6 +141,7 @@ def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str
                 random_state=config.random_state,
             ),
         ),
+        ("use_mix", UseMixEncoder(cv=config.cv_folds, random_state=config.random_state)),
         ("encode", encoder),
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
     ]
@@ -118,20 +171,22 @@ def build_stacking_pipeline(
         (name, make_learner(name, config.random_state, use_energy_star, **best_params[name])) for name in LEARNERS
     ]
     # Scaled inputs and the primal squared-loss solver let LinearSVR(C=10) converge on log predictions.
-    meta = Pipeline(
-        [
-            ("scale", StandardScaler()),
-            (
-                "svr",
-                LinearSVR(
-                    C=config.stacking.meta_c,
-                    loss="squared_epsilon_insensitive",
-                    dual=False,
-                    max_iter=config.stacking.meta_max_iter,
-                    random_state=config.random_state,
+    meta = ConformalMetaLearner(
+        Pipeline(
+            [
+                ("scale", StandardScaler()),
+                (
+                    "svr",
+                    LinearSVR(
+                        C=config.stacking.meta_c,
+                        loss="squared_epsilon_insensitive",
+                        dual=False,
+                        max_iter=config.stacking.meta_max_iter,
+                        random_state=config.random_state,
+                    ),
                 ),
-            ),
-        ]
+            ]
+        )
     )
     stack = StackingRegressor(
         estimators=estimators,

@@ -9,42 +9,63 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
 from building_energy.data.io import read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
+from building_energy.models.intervals import predict_interval
 
 logger = logging.getLogger(__name__)
 
 PREDICTION_COLUMN = "predicted_site_energy_kbtu"
+LOWER_COLUMN = "lower_kbtu"
+UPPER_COLUMN = "upper_kbtu"
 ERROR_COLUMN = "error"
+# Column names of a model trained on greenhouse-gas emissions (metric tons CO2e) instead of energy.
+GHG_COLUMNS = {
+    PREDICTION_COLUMN: "predicted_ghg_tco2e",
+    LOWER_COLUMN: "lower_tco2e",
+    UPPER_COLUMN: "upper_tco2e",
+}
 # Above this a prediction says more about the input than the building (Seattle's largest uses ~9e8).
 MAX_PLAUSIBLE_KBTU = 1e11
 
 
 def predict_frame(
-    model: Any, raw_buildings: pd.DataFrame, known_problems: dict[int, list[str]] | None = None
+    model: Any,
+    raw_buildings: pd.DataFrame,
+    known_problems: dict[int, list[str]] | None = None,
+    interval_level: float | None = None,
 ) -> pd.DataFrame:
     """Score a frame of raw records; one output row per input row, same order, never an exception per row.
 
-    ``known_problems`` maps row positions to reasons found while reading (e.g. unparseable numbers).
+    ``model`` is a fitted pipeline or a ``LoadedModel``. ``known_problems`` maps row positions to reasons
+    found while reading (e.g. unparseable numbers). Conformal ``lower``/``upper`` bounds at
+    ``interval_level`` (default: config ``intervals.level``) come with every prediction.
     """
+    pipeline = getattr(model, "model", model)
+    level = interval_level if interval_level is not None else get_config().intervals.level
     frame = raw_buildings.reset_index(drop=True)
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
     for position, reasons in row_errors(frame).items():
         problems.setdefault(position, []).extend(reasons)
-    predictions = np.full(len(frame), np.nan)
+    predictions, lower, upper = (np.full(len(frame), np.nan) for _ in range(3))
     scorable = np.array([i not in problems for i in range(len(frame))], dtype=bool)
     if scorable.any():
-        predictions[scorable] = np.asarray(model.predict(frame.loc[scorable]), dtype=float)
+        predictions[scorable], lower[scorable], upper[scorable] = predict_interval(pipeline, frame.loc[scorable], level)
     implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < MAX_PLAUSIBLE_KBTU))
     for position in map(int, np.flatnonzero(implausible)):
         problems.setdefault(position, []).append(f"prediction {predictions[position]!r} is out of range")
-        predictions[position] = np.nan
+        predictions[position] = lower[position] = upper[position] = np.nan
     out = pd.DataFrame(index=frame.index)
     if BUILDING_ID in frame:
         out[BUILDING_ID] = frame[BUILDING_ID].astype("Int64")
     out[PREDICTION_COLUMN] = predictions
+    out[LOWER_COLUMN] = lower
+    out[UPPER_COLUMN] = upper
     out[ERROR_COLUMN] = [("; ".join(problems[i]) if i in problems else "") for i in range(len(frame))]
+    if getattr(model, "metadata", {}).get("target") == "ghg":
+        out = out.rename(columns=GHG_COLUMNS)
     if problems:
         logger.warning("%d of %d rows could not be scored", len(problems), len(frame))
     return out

@@ -51,7 +51,7 @@ def grid_search(
     folds = KFold(cv_folds, shuffle=True, random_state=random_state)
     candidates: list[dict[str, Any]] = []
     for params in tqdm(list(ParameterGrid(grid)), desc=description, unit="candidate", leave=True):
-        candidate = clone(estimator).set_params(**{f"regressor__model__{k}": v for k, v in params.items()})
+        candidate = clone(estimator).set_params(**{f"regressor__model__estimator__{k}": v for k, v in params.items()})
         scores = cross_val_score(candidate, X, y, cv=folds, scoring=NEG_MAE_LOG, n_jobs=n_jobs)
         candidates.append({"params": params, "mean": float(np.mean(scores)), "folds": [float(s) for s in scores]})
     best = max(candidates, key=lambda c: c["mean"])
