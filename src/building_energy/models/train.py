@@ -67,6 +67,19 @@ def tune_learners(
     }
 
 
+def fit_stack(
+    model_input: pd.DataFrame, config: Settings, profile: str, use_energy_star: bool, target_column: str
+) -> tuple[Any, dict[str, SearchResult]]:
+    """Tune every base learner on ``model_input`` and fit the stack of the tuned four on it."""
+    searches = tune_learners(model_input, config, profile, use_energy_star, target_column)
+    best_params = {name: result.best_params for name, result in searches.items()}
+    model = build_stacking_pipeline(config, best_params, use_energy_star)
+    X_train, y_train = prepare_xy(model_input, target_column)
+    logger.info("fitting the stack of %s", ", ".join(LEARNERS))
+    model.fit(X_train, y_train)
+    return model, searches
+
+
 def train_model(
     data_path: Path | None = None,
     output_dir: Path | None = None,
@@ -91,12 +104,9 @@ def train_model(
     logger.info("training on %d rows, testing on %d", len(model_input), len(test_rows))
 
     with training_lock(output_dir):
-        searches = tune_learners(model_input, config, profile, use_energy_star, target_column)
+        model, searches = fit_stack(model_input, config, profile, use_energy_star, target_column)
         best_params = {name: result.best_params for name, result in searches.items()}
-        model = build_stacking_pipeline(config, best_params, use_energy_star)
         X_train, y_train = prepare_xy(model_input, target_column)
-        logger.info("fitting the stack of %s", ", ".join(LEARNERS))
-        model.fit(X_train, y_train)
         X_test, y_test = prepare_xy(test_rows, target_column)
         metrics = {"train": evaluate_model(model, X_train, y_train), "test": evaluate_model(model, X_test, y_test)}
         metrics["cv"] = {

@@ -1,0 +1,111 @@
+"""Repeated k-fold benchmark of the whole training procedure, scored where the ground truth is trusted."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.model_selection import KFold
+
+from building_energy.config import Settings, get_config
+from building_energy.models.evaluate import metrics_real
+from building_energy.models.intervals import predict_interval
+from building_energy.models.train import TARGET_COLUMNS, fit_stack, prepare_xy
+from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
+
+logger = logging.getLogger(__name__)
+
+REPORTED = ("mape", "median_ape", "r2", "r2_log", "coverage", "median_rel_width", "train_seconds")
+
+
+def trusted_rows(buildings: pd.DataFrame) -> np.ndarray:
+    """Rows whose meter reading the City accepted: compliant and not flagged as an outlier."""
+    compliant = buildings.get("ComplianceStatus", pd.Series("Compliant", index=buildings.index)) == "Compliant"
+    flagged = buildings.get("Outlier", pd.Series(np.nan, index=buildings.index)).notna()
+    return np.asarray(compliant & ~flagged)
+
+
+@dataclass
+class BenchResult:
+    label: str
+    folds: pd.DataFrame  # one row per (seed, fold): REPORTED columns
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        return self.folds[list(REPORTED)].agg(["mean", "std", "min", "max"]).T
+
+
+def run_benchmark(
+    data_path: Path | None = None,
+    profile: str = "full",
+    seeds: tuple[int, ...] = (42, 43, 44),
+    n_folds: int = 5,
+    use_energy_star: bool = True,
+    target: str = "energy",
+    config: Settings | None = None,
+) -> BenchResult:
+    """For each seed, k-fold CV of the full training procedure (tuning included) on all non-residential
+    buildings; every held-out fold is scored on its trusted rows only."""
+    config = config or get_config()
+    target_column = TARGET_COLUMNS[target]
+    clean_buildings = preprocess_data(Path(data_path or config.paths.data), target=target_column)
+    trusted = trusted_rows(clean_buildings)
+    rows = []
+    for seed in seeds:
+        for fold, (train_idx, test_idx) in enumerate(
+            KFold(n_folds, shuffle=True, random_state=seed).split(clean_buildings)
+        ):
+            started = time.perf_counter()
+            model_input = remove_outliers(clean_buildings.iloc[train_idx], target=target_column)
+            model, _ = fit_stack(model_input, config, profile, use_energy_star, target_column)
+            seconds = time.perf_counter() - started
+            held_out = clean_buildings.iloc[test_idx][trusted[test_idx]]
+            X, y = prepare_xy(held_out, target_column)
+            point, lower, upper = predict_interval(model, X, config.intervals.level)
+            truth = y.to_numpy()
+            scores = metrics_real(truth, point)
+            scores["coverage"] = float(np.mean((truth >= lower) & (truth <= upper)))
+            scores["median_rel_width"] = float(np.median((upper - lower) / point))
+            scores["train_seconds"] = seconds
+            rows.append({"seed": seed, "fold": fold, **scores})
+            logger.info(
+                "seed %d fold %d: MAPE %.3f, R2 log %.3f, coverage %.3f (%.0f s)",
+                seed,
+                fold,
+                scores["mape"],
+                scores["r2_log"],
+                scores["coverage"],
+                seconds,
+            )
+    label = f"{profile}, {'with' if use_energy_star else 'without'} ENERGY STAR, target {target}"
+    return BenchResult(label, pd.DataFrame(rows), {"seeds": seeds, "n_folds": n_folds, "profile": profile})
+
+
+def paired_difference(a: BenchResult, b: BenchResult, metric: str, confidence: float = 0.95) -> dict[str, float]:
+    """Mean of (a - b) over the same folds with a t interval.
+
+    Folds of one seed share training rows, so the interval is optimistic; the fold-level spread is
+    reported beside it.
+    """
+    merged = a.folds.merge(b.folds, on=["seed", "fold"], suffixes=("_a", "_b"))
+    diff = (merged[f"{metric}_a"] - merged[f"{metric}_b"]).to_numpy()
+    n = len(diff)
+    mean = float(diff.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": float(n)}
+
+
+def format_benchmark(result: BenchResult) -> str:
+    summary = result.summary()
+    lines = [f"benchmark: {result.label} ({len(result.folds)} folds)"]
+    lines.append(f"{'metric':<18}{'mean':>10}{'std':>10}{'min':>10}{'max':>10}")
+    for metric, row in summary.iterrows():
+        lines.append(f"{metric:<18}{row['mean']:>10.3f}{row['std']:>10.3f}{row['min']:>10.3f}{row['max']:>10.3f}")
+    return "\n".join(lines)
