@@ -69,6 +69,25 @@ def _dashboard(args: argparse.Namespace) -> int:
     return run_dashboard(model_source=args.model, address=args.address, port=args.port)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from building_energy.models.bench import format_benchmark, paired_difference, run_benchmark
+
+    seeds = tuple(args.seeds)
+    common = {"data_path": args.data, "profile": args.profile, "seeds": seeds, "n_folds": args.folds}
+    with_score = run_benchmark(**common, use_energy_star=not args.no_energy_star, target=args.target)
+    print(format_benchmark(with_score))
+    if args.compare_energy_star:
+        without = run_benchmark(**common, use_energy_star=False, target=args.target)
+        print(format_benchmark(without))
+        for metric in ("mape", "r2_log"):
+            diff = paired_difference(without, with_score, metric)
+            print(
+                f"without - with ENERGY STAR, {metric}: {diff['mean']:+.3f} "
+                f"(95% CI {diff['low']:+.3f} to {diff['high']:+.3f}, {int(diff['n'])} paired folds)"
+            )
+    return 0
+
+
 def _add_common_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="City CSV (default: config paths.data)")
 
@@ -102,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default=str(config.paths.artifacts / "model.joblib"))
     _add_common_data(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    bench = sub.add_parser("bench", help="repeated k-fold CV of the training procedure on trusted rows")
+    _add_common_data(bench)
+    bench.add_argument("--profile", choices=sorted(config.profiles), default="full")
+    bench.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    bench.add_argument("--folds", type=int, default=config.cv_folds)
+    bench.add_argument("--no-energy-star", action="store_true")
+    bench.add_argument("--compare-energy-star", action="store_true", help="also run without the score, paired")
+    bench.add_argument("--target", choices=["energy", "ghg"], default="energy")
+    bench.set_defaults(handler=_bench)
 
     dashboard = sub.add_parser("dashboard", help="serve the Streamlit dashboard (predict, batch, model, data)")
     dashboard.add_argument("--model", default=None, help="model path or models:/ URI (default: config dashboard)")
