@@ -29,6 +29,10 @@ class ModelLoadError(RuntimeError):
     """A model file that is missing, altered, truncated or not one of ours."""
 
 
+class ModelIntegrityError(ModelLoadError):
+    """A model file that is there but cannot be trusted: no recorded checksum, a mismatch, or not ours."""
+
+
 class TrainingInProgressError(RuntimeError):
     """Another training holds the artifacts directory."""
 
@@ -84,16 +88,16 @@ def load_artifact(model_path: Path, expected_sha256: str | None = None) -> dict[
         raise ModelLoadError(f"no model at {model_path}; train one with `building-energy train`")
     expected = expected_sha256 or recorded_checksum(model_path)
     if expected is None:
-        raise ModelLoadError(f"{model_path}: no recorded SHA-256 ({model_path}.sha256 missing); refusing to load")
+        raise ModelIntegrityError(f"{model_path}: no recorded SHA-256 ({model_path}.sha256 missing); refusing to load")
     payload = model_path.read_bytes()
     actual = hashlib.sha256(payload).hexdigest()
     if actual != expected:
-        raise ModelLoadError(
+        raise ModelIntegrityError(
             f"{model_path}: SHA-256 {actual} does not match the recorded {expected}; the file was altered or truncated"
         )
     artifact = joblib.load(io.BytesIO(payload))  # checksum verified above
     if not isinstance(artifact, dict) or any(k not in artifact for k in ARTIFACT_KEYS):
-        raise ModelLoadError(f"{model_path}: not a building-energy model artifact")
+        raise ModelIntegrityError(f"{model_path}: not a building-energy model artifact")
     artifact["metadata"].setdefault("model_sha256", actual)
     return artifact
 
