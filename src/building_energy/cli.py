@@ -17,6 +17,7 @@ logger = logging.getLogger("building_energy")
 def _train(args: argparse.Namespace) -> int:
     from building_energy.models.evaluate import format_metrics
     from building_energy.models.train import train_model
+    from building_energy.tracking.record import record_training
 
     result = train_model(
         data_path=args.data,
@@ -27,6 +28,9 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(format_metrics(result.metrics))
     print(f"model written to {result.model_path} in {result.metadata['training_seconds']} s")
+    # Comparison report, plots, MLflow run, registry: each step only warns when it fails.
+    for line in record_training(result).summary(get_config().tracking.registered_model):
+        print(line)
     return 0
 
 
@@ -88,8 +92,60 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from building_energy.models.compare_pipelines import REPORT_JSON, compare_pipelines, format_report
+
+    report = compare_pipelines(args.model, data_path=args.data, output_dir=args.output)
+    print(format_report(report))
+    print(f"report written to {args.output / REPORT_JSON} (and .joblib)")
+    return 0 if report["within_tolerance"] and report["reproducibility"]["identical_predictions"] else 1
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from building_energy.tracking.registry import promote_version
+    from building_energy.tracking.store import TrackingError
+
+    tracking = get_config().tracking
+    try:
+        previous = promote_version(args.version)
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{tracking.registered_model}@{tracking.champion_alias} is version {args.version} (was {previous})")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from building_energy.tracking.store import TrackingError
+    from building_energy.tracking.ui import run_ui
+
+    try:
+        return run_ui(host=args.host, port=args.port)
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
 def _add_common_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="City CSV (default: config paths.data)")
+
+
+def _add_tracking_commands(sub: argparse._SubParsersAction) -> None:
+    config = get_config()
+    compare = sub.add_parser("compare", help="notebook prototype vs package model on the same split, reproducibility")
+    compare.add_argument("--model", default=str(config.paths.artifacts / "model.joblib"), help="path or models:/ URI")
+    _add_common_data(compare)
+    compare.add_argument("--output", type=Path, default=config.paths.artifacts, help="where the report goes")
+    compare.set_defaults(handler=_compare)
+
+    promote = sub.add_parser("promote", help=f"make a registered version @{config.tracking.champion_alias} (rollback)")
+    promote.add_argument("--version", type=int, required=True)
+    promote.set_defaults(handler=_promote)
+
+    ui = sub.add_parser("ui", help="the MLflow UI on the project's tracking store")
+    ui.add_argument("--host", default=None, help=f"default {config.tracking.ui_host}")
+    ui.add_argument("--port", type=int, default=None, help=f"default {config.tracking.ui_port}")
+    ui.set_defaults(handler=_ui)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     predict = sub.add_parser("predict", help="score a CSV of buildings")
-    predict.add_argument("--model", required=True, help="model.joblib path")
+    predict.add_argument("--model", required=True, help="model.joblib path or models:/building-energy@champion")
     predict.add_argument("--input", type=Path, required=True)
     predict.add_argument("--output", type=Path, required=True)
     predict.set_defaults(handler=_predict)
@@ -137,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--address", default=None, help=f"default {config.dashboard.address}")
     dashboard.add_argument("--port", type=int, default=None, help=f"default {config.dashboard.port}")
     dashboard.set_defaults(handler=_dashboard)
+    _add_tracking_commands(sub)
     return parser
 
 

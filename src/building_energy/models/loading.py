@@ -1,4 +1,4 @@
-"""Resolve where a model comes from: an artifact path today, a registry URI once tracking lands."""
+"""Resolve where a model comes from: an artifact path or a ``models:/`` registry URI."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ class LoadedModel:
 
 
 def load_model(source: str | Path) -> LoadedModel:
-    """Load a model from an artifact path (checksum verified)."""
+    """Load a model from an artifact path or a registry URI (``models:/building-energy@champion``,
+    ``models:/building-energy/3``); either way the ``model.joblib`` is checksum verified before unpickling."""
+    if isinstance(source, str) and source.startswith("models:/"):
+        # Imported here: MLflow is slow to import and only registry URIs need it.
+        from building_energy.tracking.registry import load_registered_model
+
+        return load_registered_model(source)
     artifact = load_artifact(Path(source))
     return LoadedModel(artifact["model"], artifact["metadata"], str(source))

@@ -1,0 +1,219 @@
+"""Versions of the registered model, the ``@champion`` alias, and loading a model by ``models:/`` URI.
+
+Integrity: every run logs ``artifacts/model.joblib`` and records its SHA-256 as the run tag
+``model_sha256``. Loading ``models:/building-energy@champion`` resolves the version's run, downloads that
+file and checks it against the tag *before* unpickling (``load_artifact``), so a model loaded by URI is
+exactly the verified artifact a path gives, metadata included. The MLflow ``sklearn`` flavour logged
+beside it is for MLflow's own tools (``mlflow.sklearn.load_model``, serving).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from building_energy.config import Settings, get_config
+from building_energy.models.artifacts import MODEL_FILE, ModelLoadError, load_artifact
+from building_energy.models.loading import LoadedModel
+from building_energy.tracking.store import TrackingError, bounded_http, client, resolve_tracking_uri, sqlite_path
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+MODELS_URI_PREFIX = "models:/"
+MODEL_SHA_TAG = "model_sha256"
+CV_SCORE_METRIC = "cv_mean_neg_mae_log"
+RUN_ARTIFACTS_DIR = "artifacts"
+STATUS_TAG = "status"
+REASON_TAG = "promotion_reason"
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+
+    @property
+    def status(self) -> str:
+        return "champion" if self.promote else "challenger"
+
+
+def is_models_uri(source: str | Path) -> bool:
+    return isinstance(source, str) and source.startswith(MODELS_URI_PREFIX)
+
+
+def parse_models_uri(uri: str) -> ModelReference:
+    """``models:/name@alias`` or ``models:/name/version``."""
+    match = _URI.match(uri)
+    if match is None:
+        raise ModelLoadError(
+            f"{uri!r} is not a registry URI of the form models:/<name>@<alias> or models:/<name>/<version>"
+        )
+    return ModelReference(match["name"], match["alias"], match["version"])
+
+
+def cv_score(metrics: dict[str, Any]) -> float:
+    """The mean over base learners of their best CV score (negative mean absolute log error; higher is better).
+
+    The stack itself is not cross-validated; its tuned learners are, on the same folds, which makes their
+    average a fair yardstick between two trainings.
+    """
+    return float(np.mean([learner["mean_neg_mae_log"] for learner in metrics["cv"].values()]))
+
+
+def decide_promotion(
+    candidate_score: float,
+    champion_score: float | None,
+    tolerance: float,
+    champion_version: str | None = None,
+) -> PromotionDecision:
+    """Promote unless the candidate's CV error exceeds the champion's by more than ``tolerance``."""
+    if champion_score is None:
+        return PromotionDecision(True, "first version: no champion yet")
+    candidate_error, champion_error = -candidate_score, -champion_score
+    comparison = (
+        f"CV mean absolute log error {candidate_error:.4f} vs champion version {champion_version}'s "
+        f"{champion_error:.4f} (tolerance {tolerance:g})"
+    )
+    if candidate_error <= champion_error + tolerance:
+        return PromotionDecision(True, f"not worse: {comparison}")
+    return PromotionDecision(False, f"worse by {candidate_error - champion_error:.4f}: {comparison}")
+
+
+def champion_version(mlflow_client: MlflowClient, config: Settings) -> ModelVersion | None:
+    """The version holding the champion alias, or ``None`` when there is no model or no alias yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(
+            config.tracking.registered_model, config.tracking.champion_alias
+        )
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def promote_if_not_worse(
+    mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings
+) -> PromotionDecision:
+    """Move the champion alias to ``version`` if its CV score is within tolerance of the champion's."""
+    name = config.tracking.registered_model
+    champion = champion_version(mlflow_client, config)
+    champion_score = None
+    if champion is not None and champion.version != version:
+        recorded = mlflow_client.get_run(str(champion.run_id)).data.metrics.get(CV_SCORE_METRIC)
+        if recorded is None:
+            logger.warning(
+                "champion version %s has no %s; the new version replaces it", champion.version, CV_SCORE_METRIC
+            )
+        champion_score = recorded
+    decision = decide_promotion(
+        candidate_score,
+        champion_score,
+        config.tracking.promotion_tolerance,
+        champion.version if champion is not None else None,
+    )
+    mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
+    mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
+    if decision.promote:
+        mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, version)
+        if champion is not None and champion.version != version:
+            mlflow_client.set_model_version_tag(name, champion.version, STATUS_TAG, "challenger")
+    logger.info("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
+    return decision
+
+
+def promote_version(version: int | str, config: Settings | None = None, tracking_uri: str | None = None) -> str | None:
+    """Make ``version`` the champion unconditionally (rollback); return the previous champion's version."""
+    from mlflow.exceptions import MlflowException
+
+    config = config or get_config()
+    uri = resolve_tracking_uri(config, tracking_uri)
+    name = config.tracking.registered_model
+    with bounded_http(config):
+        mlflow_client = client(uri)
+        try:
+            mlflow_client.get_model_version(name, str(version))
+        except MlflowException as error:
+            raise TrackingError(f"{name} has no version {version} in {uri}: {error.message}") from error
+        previous = champion_version(mlflow_client, config)
+        mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
+        mlflow_client.set_model_version_tag(name, str(version), STATUS_TAG, "champion")
+        mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
+        if previous is not None and previous.version != str(version):
+            mlflow_client.set_model_version_tag(name, previous.version, STATUS_TAG, "challenger")
+    logger.info("%s@%s -> version %s", name, config.tracking.champion_alias, version)
+    return previous.version if previous is not None else None
+
+
+def load_registered_model(uri: str, config: Settings | None = None, tracking_uri: str | None = None) -> LoadedModel:
+    """Load ``models:/name@alias`` or ``models:/name/version``: the run's ``model.joblib``, checksum verified."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    config = config or get_config()
+    reference = parse_models_uri(uri)
+    store = resolve_tracking_uri(config, tracking_uri)
+    database = sqlite_path(store)
+    if database is not None and not database.is_file():
+        # MLflow would create an empty store here and then report the model missing.
+        raise ModelLoadError(f"{uri}: no MLflow store at {database}; train a model with `building-energy train`")
+    with bounded_http(config):
+        mlflow_client = client(store)
+        try:
+            version = (
+                mlflow_client.get_model_version_by_alias(reference.name, reference.alias)
+                if reference.alias is not None
+                else mlflow_client.get_model_version(reference.name, str(reference.version))
+            )
+            run = mlflow_client.get_run(str(version.run_id))
+        except MlflowException as error:
+            raise ModelLoadError(f"{uri}: not found in the registry at {store}: {error.message}") from error
+        expected = run.data.tags.get(MODEL_SHA_TAG)
+        if not expected:
+            raise ModelLoadError(f"{uri}: run {version.run_id} records no {MODEL_SHA_TAG}; refusing to load")
+        with tempfile.TemporaryDirectory(prefix="building-energy-model-") as folder:
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id,
+                    artifact_path=f"{RUN_ARTIFACTS_DIR}/{MODEL_FILE}",
+                    dst_path=folder,
+                    tracking_uri=store,
+                )
+            except (MlflowException, OSError) as error:
+                raise ModelLoadError(f"{uri}: cannot download {MODEL_FILE} of run {version.run_id}: {error}") from error
+            try:
+                artifact = load_artifact(Path(local), expected_sha256=expected)
+            except ModelLoadError as error:
+                raise ModelLoadError(f"{uri} (run {version.run_id}): {error}") from error
+    metadata = {
+        **artifact["metadata"],
+        "registry": {
+            "uri": uri,
+            "name": reference.name,
+            "version": version.version,
+            "aliases": list(version.aliases or []),
+            "run_id": version.run_id,
+            "tracking_uri": store,
+        },
+    }
+    logger.info("loaded %s (version %s, run %s)", uri, version.version, version.run_id)
+    return LoadedModel(artifact["model"], metadata, uri)

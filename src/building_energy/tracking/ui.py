@@ -1,0 +1,54 @@
+"""``building-energy ui``: the MLflow UI (tracking server) on the project's store, on loopback by default."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from building_energy.config import Settings, get_config
+from building_energy.tracking.store import TrackingError, local_artifact_location, resolve_tracking_uri
+
+logger = logging.getLogger(__name__)
+
+
+def ui_command(
+    config: Settings | None = None, host: str | None = None, port: int | None = None, tracking_uri: str | None = None
+) -> list[str]:
+    """The ``mlflow server`` command line serving the store (and its artifacts) at ``host:port``."""
+    config = config or get_config()
+    uri = resolve_tracking_uri(config, tracking_uri)
+    artifacts = local_artifact_location(uri, config)
+    if artifacts is None:
+        raise TrackingError(f"{uri} is a tracking server: open it in a browser, it serves its own UI")
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
+    if mlflow is None:
+        raise TrackingError("the mlflow command is not installed in this environment; run `make setup`")
+    return [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        uri,
+        # Only used for experiments the UI creates; ours record their own location.
+        "--default-artifact-root",
+        artifacts,
+        "--host",
+        host or config.tracking.ui_host,
+        "--port",
+        str(port or config.tracking.ui_port),
+    ]
+
+
+def run_ui(
+    config: Settings | None = None, host: str | None = None, port: int | None = None, tracking_uri: str | None = None
+) -> int:
+    """Serve the UI until interrupted; the server's exit code."""
+    command = ui_command(config, host, port, tracking_uri)
+    address = f"http://{command[command.index('--host') + 1]}:{command[command.index('--port') + 1]}"
+    logger.info("MLflow UI for %s at %s (Ctrl-C stops it)", command[command.index("--backend-store-uri") + 1], address)
+    try:
+        return subprocess.run(command, check=False).returncode  # noqa: S603  # our own argv, no shell
+    except KeyboardInterrupt:
+        return 0
