@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Iterable
 
 import pandas as pd
@@ -65,12 +67,18 @@ _COLUMNS: dict[str, pa.Column] = {
 }
 
 
+@functools.cache
 def raw_buildings_schema(*, for_training: bool) -> pa.DataFrameSchema:
-    """Schema of a raw frame: for training every required column is present and ids are unique."""
+    """Schema of a raw frame: for training every required column is present and ids are unique.
+
+    Built once per kind (scoring a row is on the API's hot path); never mutate the result.
+    """
     required = TRAINING_REQUIRED if for_training else PREDICTION_REQUIRED
     columns = {}
     for name, declared in _COLUMNS.items():
-        column = declared.set_name(name)
+        # A copy: ``set_name`` returns the declared column itself, and the training schema's ``required``
+        # would otherwise leak into every prediction schema built later in the process.
+        column = copy.deepcopy(declared).set_name(name)
         if name in required:
             column.required = True
             column.nullable = name not in (BUILDING_ID, "PrimaryPropertyType", "PropertyGFATotal")
