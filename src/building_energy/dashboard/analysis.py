@@ -28,15 +28,16 @@ from building_energy.data.columns import (
 from building_energy.data.schema import DataValidationError
 from building_energy.models.artifacts import MODEL_FILE
 from building_energy.models.loading import LoadedModel
-from building_energy.models.predict import ERROR_COLUMN, predict_csv
+from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_csv
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy
 from building_energy.preprocessing.categories import normalise_category
 
 logger = logging.getLogger(__name__)
 
 TARGET_UNITS = {"energy": "kBtu", "ghg": "metric tons CO2e"}
-# Columns issue 6 adds to predict_frame's output; shown when present.
-INTERVAL_COLUMNS = ("lower_kbtu", "upper_kbtu")
+PREDICTION_PREFIX = "predicted_"
+# Bounds issue 6 adds to predict_frame's output (``lower_kbtu``/``upper_kbtu``, ...); shown when present.
+INTERVAL_PREFIXES = ("lower_", "upper_")
 EUI_COLUMN = "eui_kbtu_per_sqft"
 
 
@@ -152,19 +153,27 @@ def similar_buildings(buildings: pd.DataFrame, property_type: str, target: str =
     return Peers(property_type, len(peers), float(values.median()), float(per_sqft.median()))
 
 
+def predicted_value(predictions: pd.DataFrame) -> float:
+    """The first prediction, whatever the target names its column (``predicted_site_energy_kbtu``, ...)."""
+    columns = [c for c in predictions.columns if str(c).startswith(PREDICTION_PREFIX)]
+    column = PREDICTION_COLUMN if PREDICTION_COLUMN in predictions.columns else columns[0]
+    return float(predictions[column].iloc[0])
+
+
 def prediction_interval(predictions: pd.DataFrame) -> tuple[float, float] | None:
     """The interval of the first prediction when the model provides one (issue 6), else ``None``."""
-    if not set(INTERVAL_COLUMNS) <= set(predictions.columns):
+    bounds = [[c for c in predictions.columns if str(c).startswith(prefix)] for prefix in INTERVAL_PREFIXES]
+    if not all(bounds):
         return None
-    lower, upper = (float(predictions[c].iloc[0]) for c in INTERVAL_COLUMNS)
+    lower, upper = (float(predictions[found[0]].iloc[0]) for found in bounds)
     return (lower, upper) if np.isfinite(lower) and np.isfinite(upper) else None
 
 
 def top_drivers(loaded: LoadedModel, row: pd.DataFrame, top: int) -> pd.DataFrame | None:
     """The largest contributions to this prediction when the model can explain itself (issue 6), else ``None``.
 
-    ``LoadedModel.explain`` is not there yet; whatever it returns (frame, series or mapping of feature to
-    contribution) is shown as a two-column table, largest absolute contribution first.
+    Accepts what ``LoadedModel.explain(row)`` may return: per row a list of records (``{"field": ...,
+    "factor": ...}``), a frame, or a series/mapping of field to contribution (largest absolute first).
     """
     explain = getattr(loaded, "explain", None)
     if not callable(explain):
@@ -172,17 +181,24 @@ def top_drivers(loaded: LoadedModel, row: pd.DataFrame, top: int) -> pd.DataFram
     explained = explain(row)
     if isinstance(explained, pd.DataFrame):
         numeric = explained.select_dtypes("number")
-        if len(explained) == 1 and not numeric.empty:  # one row, one column per feature
-            explained = numeric.iloc[0]
-        else:
+        if not (len(explained) == 1 and numeric.shape[1] == explained.shape[1]):
             return explained.head(top).reset_index(drop=True)
+        explained = numeric.iloc[0]  # one row, one column per field
+    if isinstance(explained, list | tuple):
+        records = list(explained)
+        if len(records) == 1 and isinstance(records[0], list | tuple):
+            records = list(records[0])  # one entry per input row: this row's drivers
+        if records and all(isinstance(r, Mapping) for r in records):
+            return pd.DataFrame.from_records(records).head(top)
+        logger.warning("explain() returned an unknown sequence; not shown")
+        return None
     series = pd.Series(explained, dtype=float) if isinstance(explained, Mapping) else explained
     if not isinstance(series, pd.Series):
         logger.warning("explain() returned a %s; not shown", type(explained).__name__)
         return None
     series = series.astype(float)
     order = series.abs().sort_values(ascending=False).index[:top]
-    return pd.DataFrame({"feature": [str(i) for i in order], "contribution": series.loc[order].to_numpy()})
+    return pd.DataFrame({"field": [str(i) for i in order], "contribution": series.loc[order].to_numpy()})
 
 
 # --- batch scoring -------------------------------------------------------------------------------------------

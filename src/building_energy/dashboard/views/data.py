@@ -74,17 +74,19 @@ with dist_left:
         alt.Chart(shown)
         .mark_bar()
         .encode(
-            x=alt.X("YearBuilt:Q", bin=alt.Bin(step=10), title="year built"), y=alt.Y("count():Q", title="buildings")
+            x=alt.X("YearBuilt:Q", bin=alt.Bin(step=10), title="year built", axis=alt.Axis(format="d")),
+            y=alt.Y("count():Q", title="buildings"),
         )
     )
     st.altair_chart(years, width="stretch")
 with dist_right:
+    by_median = shown.groupby("property_type")[EUI_COLUMN].median().sort_values().index.tolist()
     by_type = (
         alt.Chart(shown)
         .mark_boxplot(extent="min-max")
         .encode(
             x=alt.X(f"{EUI_COLUMN}:Q", scale=alt.Scale(type="log"), title="EUI (kBtu/sq ft)"),
-            y=alt.Y("property_type:N", title=None, sort=alt.EncodingSortField(EUI_COLUMN, op="median")),
+            y=alt.Y("property_type:N", title=None, sort=by_median, axis=alt.Axis(labelLimit=300)),
         )
     )
     st.altair_chart(by_type, width="stretch")

@@ -30,7 +30,7 @@ about = {
     "Uses the ENERGY STAR score": metadata.get("use_energy_star", "unknown"),
     "Training / test buildings": f"{metadata.get('n_train', '?')} / {metadata.get('n_test', '?')}",
 }
-st.markdown("\n".join(["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in about.items())]))
+st.markdown("\n".join(["| This model | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in about.items())]))
 
 metrics = metadata.get("metrics", {})
 test_metrics = metrics.get("test", {})
@@ -87,7 +87,7 @@ residuals = (
     .mark_boxplot(extent="min-max")
     .encode(
         x=alt.X("log10_ratio:Q", title="log10(predicted / actual)"),
-        y=alt.Y("PrimaryPropertyType:N", sort=order, title=None),
+        y=alt.Y("PrimaryPropertyType:N", sort=order, title=None, axis=alt.Axis(labelLimit=300)),
     )
 )
 st.altair_chart(residuals, width="stretch")
@@ -103,7 +103,7 @@ with left:
         .mark_bar()
         .encode(
             x=alt.X("importance:Q", title="MAE rise (log scale)"),
-            y=alt.Y("feature:N", sort="-x", title=None),
+            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
             tooltip=["feature", alt.Tooltip("importance", format=".4f"), alt.Tooltip("std", format=".4f")],
         )
     )

@@ -11,7 +11,7 @@ import streamlit as st
 from building_energy.config import get_config
 from building_energy.dashboard import analysis, shared
 from building_energy.models.loading import LoadedModel
-from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_frame
+from building_energy.models.predict import ERROR_COLUMN, predict_frame
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
         st.error(f"This building cannot be scored: {error}")
         return
     unit = shared.unit(loaded.metadata)
-    predicted = float(output[PREDICTION_COLUMN].iloc[0])
+    predicted = analysis.predicted_value(output)
     area = float(row["PropertyGFATotal"].iloc[0])
     property_type = str(row["PrimaryPropertyType"].iloc[0])
     peers = analysis.similar_buildings(training, property_type, analysis.target_column(loaded.metadata))

@@ -1,0 +1,251 @@
+"""Each page of the dashboard, driven through the real app file with the session's real `fast` model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from building_energy.cli import main
+from building_energy.data.columns import BUILDING_ID, TARGET_KBTU
+from building_energy.data.io import read_buildings_csv
+from building_energy.models.loading import LoadedModel
+from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_frame
+from building_energy.models.train import TrainingResult
+from tests.dashboard.helpers import PAGES, metric, open_page, texts
+
+pytestmark = pytest.mark.slow
+
+TITLES = {
+    "Predict": "Predict one building",
+    "Batch": "Score a file of buildings",
+    "Model": "The model",
+    "Data": "The City's buildings",
+}
+# What a user types for a building the City does not list: every form field, City column names.
+TYPED_BUILDING = {
+    "PrimaryPropertyType": "Hotel",
+    "LargestPropertyUseType": "Hotel",
+    "BuildingType": "NonResidential",
+    "Neighborhood": "DOWNTOWN",
+    "PropertyGFATotal": 120_000.0,
+    "PropertyGFABuilding(s)": 110_000.0,
+    "PropertyGFAParking": 10_000.0,
+    "LargestPropertyUseTypeGFA": 110_000.0,
+    "YearBuilt": 1985.0,
+    "NumberofFloors": 8.0,
+    "NumberofBuildings": 1.0,
+    "ENERGYSTARScore": 60.0,
+    "Latitude": 47.6105,
+    "Longitude": -122.3370,
+}
+
+
+def _predict_cli(model_path: Path, rows: pd.DataFrame, folder: Path) -> tuple[Path, pd.DataFrame]:
+    """``building-energy predict`` on ``rows`` written as a City CSV: the input file and the CLI's output."""
+    source, output = folder / "buildings.csv", folder / "predictions.csv"
+    rows.to_csv(source, index=False)
+    assert main(["predict", "--model", str(model_path), "--input", str(source), "--output", str(output)]) == 0
+    predictions = pd.read_csv(output)
+    return source, predictions.assign(**{ERROR_COLUMN: predictions[ERROR_COLUMN].fillna("")})
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_renders_without_exception(dashboard_env: TrainingResult, page: str) -> None:
+    app = open_page(page)
+    assert texts(app.exception) == []
+    assert texts(app.error) == []
+    assert texts(app.title) == [TITLES[page]]
+
+
+def test_model_page_shows_recorded_metrics_and_recomputed_test_split(dashboard_env: TrainingResult) -> None:
+    app = open_page("Model")
+    recorded = dashboard_env.metadata["metrics"]["test"]
+    assert metric(app, "MAPE") == f"{recorded['mape']:.3f}"
+    assert metric(app, "R²", exact=True) == f"{recorded['r2']:.3f}"
+    assert any(
+        text.startswith(f"{dashboard_env.metadata['n_test']} buildings recomputed") for text in texts(app.caption)
+    )
+    about = texts(app.markdown)[0]
+    assert dashboard_env.metadata["trained_at"] in about
+    assert str(dashboard_env.model_path) in about
+    specs = [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
+    assert len(specs) == 4  # predicted vs actual, residuals, importance, ENERGY STAR
+    scatter = json.dumps(specs[0])
+    assert '"type": "log"' in scatter  # log axes
+
+
+def test_data_page_counts_and_filters(dashboard_env: TrainingResult, clean_buildings: pd.DataFrame) -> None:
+    app = open_page("Data")
+    assert metric(app, "Buildings") == f"{len(clean_buildings):,}"
+    assert len(app.get("vega_lite_chart")) == 4  # the map and three distributions
+    app.multiselect(key="types").set_value(["Hotel"]).run()
+    hotels = clean_buildings.loc[clean_buildings["PrimaryPropertyType"].str.upper() == "HOTEL"]
+    assert metric(app, "Buildings") == f"{len(hotels):,}"
+    eui = hotels[TARGET_KBTU] / hotels["PropertyGFATotal"]
+    assert metric(app, "Median EUI") == f"{eui.median():,.1f} kBtu/sq ft"
+    assert texts(app.exception) == []
+
+
+def _test_building(trained: TrainingResult, clean_buildings: pd.DataFrame, with_score: bool) -> int:
+    rows = clean_buildings.loc[clean_buildings[BUILDING_ID].isin(trained.metadata["test_ids"])]
+    has_score = rows["ENERGYSTARScore"].notna()
+    return int(rows.loc[has_score if with_score else ~has_score, BUILDING_ID].iloc[0])
+
+
+@pytest.mark.parametrize("with_score", [True, False], ids=["energy-star-score", "no-energy-star-score"])
+def test_prefilled_form_gives_the_cli_prediction(
+    dashboard_env: TrainingResult,
+    loaded: LoadedModel,
+    clean_buildings: pd.DataFrame,
+    raw_buildings: pd.DataFrame,
+    tmp_path: Path,
+    with_score: bool,
+) -> None:
+    building_id = _test_building(dashboard_env, clean_buildings, with_score)
+    app = open_page("Predict")
+    app.selectbox(key="prefill").set_value(building_id).run()
+    assert app.metric == [] and "prediction" not in app.session_state  # prefilling is not predicting
+    app.button(key="predict").click().run()
+    assert texts(app.exception) == [] and texts(app.error) == []
+
+    raw_row = raw_buildings.loc[raw_buildings[BUILDING_ID] == building_id].iloc[[0]]
+    source, cli_output = _predict_cli(dashboard_env.model_path, raw_row, tmp_path)
+    cli_value = float(cli_output[PREDICTION_COLUMN].iloc[0])
+    form_value = float(app.session_state["prediction"]["output"][PREDICTION_COLUMN].iloc[0])
+    assert form_value == pytest.approx(cli_value, rel=1e-12)  # the CLI's CSV keeps every significant digit
+    read_back, problems = read_buildings_csv(source)
+    assert form_value == float(predict_frame(loaded, read_back, problems)[PREDICTION_COLUMN].iloc[0])
+    assert metric(app, "Predicted", exact=True) == f"{cli_value:,.0f} kBtu"
+    area = float(raw_row["PropertyGFATotal"].iloc[0])
+    assert metric(app, "Predicted per sq ft") == f"{cli_value / area:,.1f} kBtu/sq ft"
+
+
+def test_typed_building_is_scored_only_on_submit_and_matches_the_cli(
+    dashboard_env: TrainingResult,
+    loaded: LoadedModel,
+    clean_buildings: pd.DataFrame,
+    raw_buildings: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    app = open_page("Predict")
+    assert app.metric == [] and "prediction" not in app.session_state
+    for column, value in TYPED_BUILDING.items():
+        widget = app.selectbox(key=f"{column}@new") if isinstance(value, str) else app.number_input(key=f"{column}@new")
+        widget.set_value(value)
+    app.button(key="predict").click().run()
+    assert texts(app.exception) == [] and texts(app.error) == []
+    submitted = app.session_state["prediction"]["output"]
+
+    # The same building as a row of the City's file: every column of the export, only the typed ones filled
+    # (and no OSEBuildingID: a building the City does not list has none).
+    city_row = pd.DataFrame([TYPED_BUILDING], columns=raw_buildings.columns.drop(BUILDING_ID))
+    source, cli_output = _predict_cli(dashboard_env.model_path, city_row, tmp_path)
+    read_back, problems = read_buildings_csv(source)
+    expected = predict_frame(loaded, read_back, problems)
+    value = float(expected[PREDICTION_COLUMN].iloc[0])
+    assert expected[ERROR_COLUMN].iloc[0] == ""
+    assert float(app.session_state["prediction"]["output"][PREDICTION_COLUMN].iloc[0]) == value
+    assert float(cli_output[PREDICTION_COLUMN].iloc[0]) == pytest.approx(value, rel=1e-12)
+    assert metric(app, "Predicted", exact=True) == f"{value:,.0f} kBtu"
+
+    training = clean_buildings.loc[~clean_buildings[BUILDING_ID].isin(dashboard_env.metadata["test_ids"])]
+    hotels = training.loc[training["PrimaryPropertyType"].str.upper() == "HOTEL"]
+    assert metric(app, f"Median of {len(hotels)} similar") == f"{hotels[TARGET_KBTU].median():,.0f} kBtu"
+    per_sqft = (hotels[TARGET_KBTU] / hotels["PropertyGFATotal"]).median()
+    assert metric(app, "Median per sq ft of similar") == f"{per_sqft:,.1f} kBtu/sq ft"
+
+    # An st.form: changing a field reruns the page but predicts nothing until the next submit.
+    app.number_input(key="NumberofFloors@new").set_value(30.0)
+    app.run()
+    assert app.metric == []
+    assert app.session_state["prediction"]["output"] is submitted
+
+
+def test_unscorable_building_gets_its_reason(dashboard_env: TrainingResult) -> None:
+    app = open_page("Predict")
+    app.number_input(key="PropertyGFATotal@new").set_value(0.0)
+    app.button(key="predict").click().run()
+    assert texts(app.exception) == []
+    assert app.metric == []
+    assert any("cannot be scored" in text and "PropertyGFATotal" in text for text in texts(app.error))
+
+
+def test_batch_scores_a_city_file_like_the_cli(
+    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame, tmp_path: Path
+) -> None:
+    rows = raw_buildings.sample(20, random_state=1).reset_index(drop=True).astype(object)
+    rows.loc[3, "PropertyGFATotal"] = "lots"
+    rows.loc[7, "PrimaryPropertyType"] = None
+    source, cli_output = _predict_cli(dashboard_env.model_path, rows, tmp_path)
+
+    app = open_page("Batch")
+    app.file_uploader(key="upload").upload("buildings.csv", source.read_bytes(), "text/csv")
+    app.run()
+    assert texts(app.exception) == [] and texts(app.error) == []
+    assert texts(app.success) == ["18 of 20 rows scored, 2 could not be."]
+    shown, failed = (frame.value for frame in app.dataframe)
+    pd.testing.assert_frame_equal(
+        shown.reset_index(drop=True).astype({BUILDING_ID: "int64"}),
+        cli_output.astype({BUILDING_ID: "int64"}),
+        check_dtype=False,
+    )
+    assert failed["csv_line"].tolist() == [5, 9]  # header is line 1: rows 3 and 7 of the frame
+    assert "PropertyGFATotal" in failed[ERROR_COLUMN].iloc[0]
+    assert "PrimaryPropertyType" in failed[ERROR_COLUMN].iloc[1]
+    assert np.isnan(failed[PREDICTION_COLUMN].astype(float)).all()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty"),
+        (b"OSEBuildingID,PrimaryPropertyType,PropertyGFATotal,YearBuilt\n", "no rows"),
+        (b"name,colour\nfoo,blue\n", "missing required column"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "cannot be scored"),
+        (b'PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n', "cannot be scored"),
+    ],
+    ids=["empty", "header-only", "wrong-columns", "binary", "broken-quotes"],
+)
+def test_batch_reports_a_malformed_file(dashboard_env: TrainingResult, payload: bytes, reason: str) -> None:
+    app = open_page("Batch")
+    app.file_uploader(key="upload").upload("buildings.csv", payload, "text/csv")
+    app.run()
+    assert texts(app.exception) == []
+    assert len(app.error) == 1
+    assert reason in texts(app.error)[0]
+    assert app.dataframe == []
+
+
+def test_batch_refuses_a_file_over_the_size_cap(dashboard_env: TrainingResult, app_config: Callable[..., None]) -> None:
+    app_config(BE_DASHBOARD__MAX_UPLOAD_MB="1")
+    app = open_page("Batch")
+    header = b"PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"
+    payload = header + b"Hotel,50000,1990\n" * (1024 * 1024 // 17 + 1)
+    app.file_uploader(key="upload").upload("big.csv", payload, "text/csv")
+    app.run()
+    assert texts(app.exception) == []
+    assert any("upload limit" in text for text in texts(app.error))
+
+
+@pytest.mark.parametrize("page", ["Predict", "Batch", "Model"])
+def test_missing_model_says_how_to_train_one(
+    page: str, data_path: Path, tmp_path: Path, app_config: Callable[..., None]
+) -> None:
+    absent = tmp_path / "nowhere" / "model.joblib"
+    app_config(BE_DASHBOARD__MODEL_SOURCE=str(absent), BE_PATHS__DATA=str(data_path))
+    app = open_page(page)
+    assert texts(app.exception) == []
+    assert any(str(absent) in text for text in texts(app.error))
+    assert any("make train" in text and "building-energy train" in text for text in texts(app.info))
+
+
+def test_data_page_needs_no_model(data_path: Path, tmp_path: Path, app_config: Callable[..., None]) -> None:
+    app_config(BE_DASHBOARD__MODEL_SOURCE=str(tmp_path / "none.joblib"), BE_PATHS__DATA=str(data_path))
+    app = open_page("Data")
+    assert texts(app.exception) == [] and texts(app.error) == []
+    assert len(app.get("vega_lite_chart")) == 4
