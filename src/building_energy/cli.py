@@ -13,6 +13,9 @@ from building_energy.config import get_config
 
 logger = logging.getLogger("building_energy")
 
+# Kept here rather than imported: the parser must not import the model stack (slow) to print --help.
+LEARNER_NAMES = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
+
 
 def _train(args: argparse.Namespace) -> int:
     from building_energy.models.evaluate import format_metrics
@@ -39,7 +42,7 @@ def _predict(args: argparse.Namespace) -> int:
     from building_energy.models.predict import ERROR_COLUMN, predict_csv
 
     model = load_model(args.model)
-    predictions = predict_csv(model, args.input, args.output)
+    predictions = predict_csv(model, args.input, args.output, explain_top=args.explain)
     failed = int((predictions[ERROR_COLUMN] != "").sum())
     print(f"{len(predictions) - failed} of {len(predictions)} rows scored, {failed} with errors -> {args.output}")
     return 0
@@ -71,6 +74,13 @@ def _dashboard(args: argparse.Namespace) -> int:
     from building_energy.dashboard.launch import run_dashboard
 
     return run_dashboard(model_source=args.model, address=args.address, port=args.port)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from building_energy.api.server import serve
+
+    serve(host=args.host, port=args.port, model_source=args.model)
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -126,6 +136,27 @@ def _ui(args: argparse.Namespace) -> int:
         return 2
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from building_energy.models.tuning import tune_in_workers
+
+    learners = list(LEARNER_NAMES) if args.learner == "all" else [args.learner]
+    for learner in learners:
+        result = tune_in_workers(
+            learner,
+            n_trials=args.trials or get_config().tuning.trials,
+            workers=args.workers,
+            storage=args.storage,
+            study_name=args.study if len(learners) == 1 else None,
+            data_path=args.data,
+            use_energy_star=not args.no_energy_star,
+        )
+        print(
+            f"{learner}: study {result.study_name}, {result.n_complete} complete + {result.n_pruned} pruned trials, "
+            f"best CV MAE log {result.best_value:.4f} with {result.best_params}"
+        )
+    return 0
+
+
 def _add_common_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="City CSV (default: config paths.data)")
 
@@ -171,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="model.joblib path or models:/building-energy@champion")
     predict.add_argument("--input", type=Path, required=True)
     predict.add_argument("--output", type=Path, required=True)
+    predict.add_argument("--explain", type=int, default=0, metavar="K", help="add the K top drivers per row (SHAP)")
     predict.set_defaults(handler=_predict)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on its test split")
@@ -188,11 +220,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", choices=["energy", "ghg"], default="energy")
     bench.set_defaults(handler=_bench)
 
+    tune = sub.add_parser("tune", help="Optuna search of a learner's hyperparameters (resumable, multi-worker)")
+    _add_common_data(tune)
+    tune.add_argument("--learner", choices=[*LEARNER_NAMES, "all"], default="all")
+    tune.add_argument(
+        "--trials", type=int, default=None, help=f"finished trials wanted (default {config.tuning.trials})"
+    )
+    tune.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
+    tune.add_argument("--storage", default=None, help="journal file path or RDB URL (default: config tuning.storage)")
+    tune.add_argument("--study", default=None, help="study name (default: learner-target-es)")
+    tune.add_argument("--no-energy-star", action="store_true")
+    tune.set_defaults(handler=_tune)
+
     dashboard = sub.add_parser("dashboard", help="serve the Streamlit dashboard (predict, batch, model, data)")
     dashboard.add_argument("--model", default=None, help="model path or models:/ URI (default: config dashboard)")
     dashboard.add_argument("--address", default=None, help=f"default {config.dashboard.address}")
     dashboard.add_argument("--port", type=int, default=None, help=f"default {config.dashboard.port}")
     dashboard.set_defaults(handler=_dashboard)
+    serve = sub.add_parser("serve", help="serve the prediction API (FastAPI under uvicorn)")
+    serve.add_argument("--host", default=None, help=f"default {config.api.host}")
+    serve.add_argument("--port", type=int, default=None, help=f"default {config.api.port}")
+    serve.add_argument("--model", default=None, help="model path or models:/ URI (default: config api)")
+    serve.set_defaults(handler=_serve)
     _add_tracking_commands(sub)
     return parser
 

@@ -35,7 +35,7 @@ def test_remove_outliers_only_drops_rows(clean_buildings: pd.DataFrame) -> None:
     kept = remove_outliers(clean_buildings)
     assert kept.index.isin(clean_buildings.index).all()
     assert kept["Outlier"].isna().all()
-    assert len(kept) >= 0.9 * len(clean_buildings)
+    assert len(kept) == clean_buildings["Outlier"].isna().sum()
 
 
 def test_category_spellings_collapse() -> None:

@@ -52,6 +52,22 @@ class DashboardSettings(BaseModel):
     top_drivers: int = Field(gt=0)
 
 
+class SearchSpace(BaseModel):
+    kind: Literal["int", "float"]
+    low: float
+    high: float
+    log: bool = False
+
+
+class TuningSettings(BaseModel):
+    """Optuna studies: where they are stored and what each learner's search space is."""
+
+    # A journal file path (several local processes) or an RDB URL such as postgresql://... (a cluster).
+    storage: str
+    trials: int = Field(gt=0)
+    spaces: dict[str, dict[str, SearchSpace]]
+
+
 class IntervalParams(BaseModel):
     level: float = Field(gt=0, lt=1)
 
@@ -74,6 +90,8 @@ class TrackingSettings(BaseModel):
     http_timeout_seconds: int = Field(gt=0)
     ui_host: str
     ui_port: int = Field(gt=0, lt=65536)
+    # One person's local UI: one server worker is plenty (MLflow's default starts several).
+    ui_workers: int = Field(gt=0)
 
 
 class PrototypeParams(BaseModel):
@@ -88,6 +106,21 @@ class CompareSettings(BaseModel):
     # The package's test MAE may exceed the prototype's by at most this fraction.
     mae_tolerance: float = Field(ge=0)
     prototype: PrototypeParams
+
+
+class ApiSettings(BaseModel):
+    """The prediction API (``building-energy serve``): which model it serves and what a request may be."""
+
+    # A ``model.joblib`` path or a registry URI (``models:/name@alias``); ``None``: paths.artifacts/model.joblib.
+    model_source: str | None = None
+    host: str
+    port: int = Field(gt=0, lt=65536)
+    # Buildings per ``/predict/batch`` request, and bytes per request body (checked before parsing).
+    max_batch: int = Field(gt=0)
+    max_body_bytes: int = Field(gt=0)
+    # Predictions running at once in worker threads (CPU-bound: about the number of cores).
+    max_concurrent_predictions: int = Field(gt=0)
+    graceful_shutdown_seconds: int = Field(gt=0)
 
 
 class Settings(BaseSettings):
@@ -106,9 +139,11 @@ class Settings(BaseSettings):
     features: FeatureParams
     stacking: StackingParams
     intervals: IntervalParams
+    tuning: TuningSettings
     dashboard: DashboardSettings
     tracking: TrackingSettings
     compare: CompareSettings
+    api: ApiSettings
     profiles: dict[str, dict[str, ParamGrid]]
 
     @classmethod

@@ -63,7 +63,7 @@ def run_benchmark(
             KFold(n_folds, shuffle=True, random_state=seed).split(clean_buildings)
         ):
             started = time.perf_counter()
-            model_input = remove_outliers(clean_buildings.iloc[train_idx], target=target_column)
+            model_input = remove_outliers(clean_buildings.iloc[train_idx])
             model, _ = fit_stack(model_input, config, profile, use_energy_star, target_column)
             seconds = time.perf_counter() - started
             held_out = clean_buildings.iloc[test_idx][trusted[test_idx]]

@@ -152,7 +152,7 @@ def reproducibility(model: Any, train_rows: pd.DataFrame, test_rows: pd.DataFram
     The twin must predict the test rows bit for bit like the original: any unseeded randomness, thread
     race or data-order dependence in the pipeline shows up here.
     """
-    model_input = remove_outliers(train_rows, target=target_column)
+    model_input = remove_outliers(train_rows)
     X_train, y_train = prepare_xy(model_input, target_column)
     X_test, _ = prepare_xy(test_rows, target_column)
     twin = clone(model).fit(X_train, y_train)

@@ -18,6 +18,13 @@ class LoadedModel:
     def predict(self, X: Any) -> Any:
         return self.model.predict(X)
 
+    def explain(self, X: Any, top_k: int = 5) -> list[list[dict[str, float | str]]]:
+        """Per row, the ``top_k`` input fields that move the estimate most (SHAP, as factors)."""
+        from building_energy.models.explain import explain
+
+        explanation = explain(self.model, X)
+        return [explanation.top(row, top_k) for row in range(len(X))]
+
 
 def load_model(source: str | Path) -> LoadedModel:
     """Load a model from an artifact path or a registry URI (``models:/building-energy@champion``,

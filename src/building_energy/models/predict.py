@@ -13,6 +13,7 @@ from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
 from building_energy.data.io import read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
+from building_energy.models.explain import explain
 from building_energy.models.intervals import predict_interval
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ PREDICTION_COLUMN = "predicted_site_energy_kbtu"
 LOWER_COLUMN = "lower_kbtu"
 UPPER_COLUMN = "upper_kbtu"
 ERROR_COLUMN = "error"
+DRIVERS_COLUMN = "top_drivers"
 # Column names of a model trained on greenhouse-gas emissions (metric tons CO2e) instead of energy.
 GHG_COLUMNS = {
     PREDICTION_COLUMN: "predicted_ghg_tco2e",
@@ -36,12 +38,14 @@ def predict_frame(
     raw_buildings: pd.DataFrame,
     known_problems: dict[int, list[str]] | None = None,
     interval_level: float | None = None,
+    explain_top: int = 0,
 ) -> pd.DataFrame:
     """Score a frame of raw records; one output row per input row, same order, never an exception per row.
 
     ``model`` is a fitted pipeline or a ``LoadedModel``. ``known_problems`` maps row positions to reasons
     found while reading (e.g. unparseable numbers). Conformal ``lower``/``upper`` bounds at
-    ``interval_level`` (default: config ``intervals.level``) come with every prediction.
+    ``interval_level`` (default: config ``intervals.level``) come with every prediction; with
+    ``explain_top`` > 0 a ``top_drivers`` column names the fields that move each estimate most.
     """
     pipeline = getattr(model, "model", model)
     level = interval_level if interval_level is not None else get_config().intervals.level
@@ -63,6 +67,14 @@ def predict_frame(
     out[PREDICTION_COLUMN] = predictions
     out[LOWER_COLUMN] = lower
     out[UPPER_COLUMN] = upper
+    if explain_top > 0:
+        out[DRIVERS_COLUMN] = ""
+        if scorable.any():
+            explanation = explain(pipeline, frame.loc[scorable])
+            out.loc[scorable, DRIVERS_COLUMN] = [
+                "; ".join(f"{d['field']} x{d['factor']:.2f}" for d in explanation.top(row, explain_top))
+                for row in range(int(scorable.sum()))
+            ]
     out[ERROR_COLUMN] = [("; ".join(problems[i]) if i in problems else "") for i in range(len(frame))]
     if getattr(model, "metadata", {}).get("target") == "ghg":
         out = out.rename(columns=GHG_COLUMNS)
@@ -71,13 +83,13 @@ def predict_frame(
     return out
 
 
-def predict_csv(model: Any, input_path: Path, output_path: Path) -> pd.DataFrame:
+def predict_csv(model: Any, input_path: Path, output_path: Path, explain_top: int = 0) -> pd.DataFrame:
     """Read a CSV in the City's format, score it, write the predictions CSV; return the predictions."""
     raw, problems = read_buildings_csv(Path(input_path))
     missing = [c for c in PREDICTION_REQUIRED if c not in raw]
     if missing:
         raise DataValidationError(f"{input_path}: missing required column(s) {missing}")
-    predictions = predict_frame(model, raw, problems)
+    predictions = predict_frame(model, raw, problems, explain_top=explain_top)
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     predictions.to_csv(output_path, index=False)

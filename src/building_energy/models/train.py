@@ -100,7 +100,7 @@ def train_model(
     started = time.perf_counter()
     clean_buildings = preprocess_data(data_path, target=target_column)
     train_rows, test_rows = split_buildings(clean_buildings, config)
-    model_input = remove_outliers(train_rows, target=target_column)
+    model_input = remove_outliers(train_rows)
     logger.info("training on %d rows, testing on %d", len(model_input), len(test_rows))
 
     with training_lock(output_dir):

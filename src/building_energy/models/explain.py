@@ -1,0 +1,99 @@
+"""Why a building gets its estimate: SHAP contributions of the stacked pipeline, per input field.
+
+Each base learner's tree SHAP values (on log intensity) are combined through the meta-learner's linear
+weights, the floor-area offset every base learner adds back is credited to the floor area, and the
+engineered features are summed into the City's fields a user recognises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shap
+
+from building_energy.models.pipeline import AREA_FEATURE
+
+LOCATION = "Location (Latitude, Longitude)"
+USE_TYPES = "Use types and their floor areas"
+# Engineered feature -> the input field (or group of fields) it is computed from.
+FIELD_OF_FEATURE = {
+    "PropertyGFATotal_log": "PropertyGFATotal",
+    "BuildingGFAPerFloor_log": "PropertyGFABuilding(s)",
+    "ParkingShare": "PropertyGFAParking",
+    "LargestUseShare": USE_TYPES,
+    "SecondUseShare": USE_TYPES,
+    "UseMixIntensity": USE_TYPES,
+    "SurfaceCluster": USE_TYPES,
+    "LargestPropertyUseType": USE_TYPES,
+    "SecondLargestPropertyUseType": USE_TYPES,
+    "ThirdLargestPropertyUseType": USE_TYPES,
+    "LargestPropertyUseTypeGFA": USE_TYPES,
+    "SecondLargestPropertyUseTypeGFA": USE_TYPES,
+    "ThirdLargestPropertyUseTypeGFA": USE_TYPES,
+    "NumberOfUseTypes": USE_TYPES,
+    "Floors_log": "NumberofFloors",
+    "BuildingAge": "YearBuilt",
+    "DistanceToDowntownKm": LOCATION,
+    "BearingToDowntown": LOCATION,
+    "LatPlusLon": LOCATION,
+    "LatMinusLon": LOCATION,
+    "Latitude": LOCATION,
+    "Longitude": LOCATION,
+    "CouncilDistrictCode": LOCATION,
+    "Neighborhood": LOCATION,
+}
+
+
+@dataclass
+class Explanation:
+    """Per row: log-scale contribution of each input field, and the baseline they start from."""
+
+    contributions: pd.DataFrame  # rows x fields, log1p(kBtu) units
+    baseline: np.ndarray  # log1p(kBtu) of the reference building
+
+    def top(self, row: int, k: int = 5) -> list[dict[str, float | str]]:
+        """The ``k`` fields that move this row's estimate most, as multiplicative factors."""
+        values = self.contributions.iloc[row]
+        order = values.abs().sort_values(ascending=False).index[:k]
+        return [
+            {"field": str(field), "contribution_log": float(values[field]), "factor": float(np.exp(values[field]))}
+            for field in order
+        ]
+
+
+def _meta_weights(stack: Any) -> tuple[np.ndarray, float]:
+    """Linear weights of the meta-learner on each base prediction, and its intercept, unscaled."""
+    meta = stack.final_estimator_.estimator_
+    scaler, svr = meta.named_steps["scale"], meta.named_steps["svr"]
+    weights = np.asarray(svr.coef_, dtype=float) / scaler.scale_
+    intercept = float(np.ravel(svr.intercept_)[0] - np.sum(weights * scaler.mean_))
+    return weights, intercept
+
+
+def explain(model: Any, raw_buildings: pd.DataFrame) -> Explanation:
+    """SHAP contributions of every input field for each row of ``raw_buildings`` (log scale)."""
+    pipeline = getattr(model, "model", model).regressor_
+    preprocess, stack = pipeline[:-1], pipeline.steps[-1][1]
+    features = preprocess.transform(raw_buildings)
+    weights, intercept = _meta_weights(stack)
+
+    by_feature = np.zeros(features.shape)
+    baseline = np.full(len(features), intercept)
+    for weight, learner in zip(weights, stack.estimators_, strict=True):
+        explainer = shap.TreeExplainer(learner.estimator_)
+        by_feature += weight * np.asarray(explainer.shap_values(features), dtype=float)
+        baseline += weight * float(np.ravel(explainer.expected_value)[0])
+    # Each learner predicts intensity and adds log floor area back: credit that to the floor area,
+    # measured from the median training building (the imputer's statistic).
+    imputer = preprocess.named_steps["impute"]
+    area_position = list(features.columns).index(AREA_FEATURE)
+    reference_area = float(imputer.statistics_[area_position])
+    by_feature[:, area_position] += weights.sum() * (features[AREA_FEATURE].to_numpy() - reference_area)
+    baseline += weights.sum() * reference_area
+
+    contributions = pd.DataFrame(by_feature, columns=features.columns, index=raw_buildings.index)
+    grouped = contributions.T.groupby(lambda name: FIELD_OF_FEATURE.get(str(name), str(name)), sort=False).sum().T
+    return Explanation(grouped, baseline)
