@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PROFILE ?= full
 
-.PHONY: setup data train test pytest lint format lock bench clean
+.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,20 @@ lock:
 
 bench: data
 	$(BIN)/building-energy bench
+
+# The MLflow UI on the project's store (mlflow.db, or MLFLOW_TRACKING_URI): http://127.0.0.1:5000
+ui: setup
+	$(BIN)/building-energy ui
+
+# Notebook prototype vs the trained model on the same split, plus the reproducibility check.
+compare: data
+	$(BIN)/building-energy compare
+
+# Run the analysis notebook headless with the venv's kernel; the executed copy goes to reports/.
+notebook: data
+	mkdir -p reports
+	cd notebooks && ../$(BIN)/jupyter-execute energy_01_analyse.ipynb --kernel_name=python3 \
+		--output=../reports/energy_01_analyse
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +15,14 @@ from building_energy.preprocessing.preprocessor import preprocess_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_NAME = "2016_Building_Energy_Benchmarking.csv"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test writes the project's mlflow.db: by default MLflow tracks into a store of the session's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
+        yield
 
 
 @pytest.fixture(scope="session")

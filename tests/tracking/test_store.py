@@ -38,9 +38,7 @@ def test_artifacts_live_beside_the_database(tmp_path: Path) -> None:
     assert local_artifact_location("http://127.0.0.1:5000", config) is None
 
 
-def test_scoped_store_restores_the_global_uri_and_http_bounds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_scoped_store_restores_the_global_uri_and_http_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outer = f"sqlite:///{tmp_path}/outer.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", outer)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)

@@ -146,13 +146,21 @@ def relative_diff(refactor: dict[str, float], notebook: dict[str, float]) -> dic
     return {key: (refactor[key] - notebook[key]) / abs(notebook[key]) for key in COMPARED_METRICS}
 
 
-def reproducibility(model: Any, train_rows: pd.DataFrame, test_rows: pd.DataFrame, target_column: str) -> dict:
+def reproducibility(
+    model: Any, train_rows: pd.DataFrame, test_rows: pd.DataFrame, target_column: str, n_train: int | None = None
+) -> dict[str, Any]:
     """Refit an unfitted twin of ``model`` (same hyper-parameters and seeds) on the same training rows.
 
     The twin must predict the test rows bit for bit like the original: any unseeded randomness, thread
-    race or data-order dependence in the pipeline shows up here.
+    race or data-order dependence in the pipeline shows up here. ``n_train`` (recorded at training)
+    guards the premise: the rows selected here must be as many as the model was fitted on.
     """
     model_input = remove_outliers(train_rows)
+    if n_train is not None and len(model_input) != n_train:
+        raise SplitMismatchError(
+            f"the model was fitted on {n_train} training rows, the outlier rule keeps {len(model_input)} now: "
+            "it was trained by another version of the row selection; retrain it"
+        )
     X_train, y_train = prepare_xy(model_input, target_column)
     X_test, _ = prepare_xy(test_rows, target_column)
     twin = clone(model).fit(X_train, y_train)
@@ -204,7 +212,7 @@ def compare_on_split(
         train_rows, test_rows, target_column, config, use_energy_star
     )
     logger.info("reproducibility: refitting the package pipeline with the same seeds")
-    repro = reproducibility(loaded.model, train_rows, test_rows, target_column)
+    repro = reproducibility(loaded.model, train_rows, test_rows, target_column, metadata.get("n_train"))
     mae_ratio = refactor_metrics["mae"] / notebook_metrics["mae"]
     test_ids = ",".join(str(int(i)) for i in sorted(test_rows[BUILDING_ID]))
     report: dict[str, Any] = {

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from building_energy.config import Settings, get_config
-from building_energy.models.artifacts import MODEL_FILE, ModelLoadError, load_artifact
+from building_energy.models.artifacts import MODEL_FILE, ModelIntegrityError, ModelLoadError, load_artifact
 from building_energy.models.loading import LoadedModel
 from building_energy.tracking.store import TrackingError, bounded_http, client, resolve_tracking_uri, sqlite_path
 
@@ -189,7 +189,7 @@ def load_registered_model(uri: str, config: Settings | None = None, tracking_uri
             raise ModelLoadError(f"{uri}: not found in the registry at {store}: {error.message}") from error
         expected = run.data.tags.get(MODEL_SHA_TAG)
         if not expected:
-            raise ModelLoadError(f"{uri}: run {version.run_id} records no {MODEL_SHA_TAG}; refusing to load")
+            raise ModelIntegrityError(f"{uri}: run {version.run_id} records no {MODEL_SHA_TAG}; refusing to load")
         with tempfile.TemporaryDirectory(prefix="building-energy-model-") as folder:
             try:
                 local = mlflow.artifacts.download_artifacts(
@@ -202,8 +202,8 @@ def load_registered_model(uri: str, config: Settings | None = None, tracking_uri
                 raise ModelLoadError(f"{uri}: cannot download {MODEL_FILE} of run {version.run_id}: {error}") from error
             try:
                 artifact = load_artifact(Path(local), expected_sha256=expected)
-            except ModelLoadError as error:
-                raise ModelLoadError(f"{uri} (run {version.run_id}): {error}") from error
+            except ModelLoadError as error:  # same kind (integrity or not), told which registry entry
+                raise type(error)(f"{uri} (run {version.run_id}): {error}") from error
     metadata = {
         **artifact["metadata"],
         "registry": {

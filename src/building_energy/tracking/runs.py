@@ -18,7 +18,7 @@ from building_energy.models.artifacts import (
     CHECKSUM_FILE,
     METRICS_FILE,
     MODEL_FILE,
-    ModelLoadError,
+    ModelIntegrityError,
     load_artifact,
     recorded_checksum,
 )
@@ -109,7 +109,7 @@ def verified_model_sha256(model_path: Path) -> str:
     recorded = recorded_checksum(model_path)
     actual = sha256_file(model_path)
     if recorded != actual:
-        raise ModelLoadError(f"{model_path}: SHA-256 {actual} does not match the recorded {recorded}; not tracked")
+        raise ModelIntegrityError(f"{model_path}: SHA-256 {actual} does not match the recorded {recorded}; not tracked")
     return actual
 
 

@@ -90,7 +90,10 @@ def using_store(uri: str, config: Settings | None = None) -> Iterator[None]:
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets the global and the variable
+            # None clears MLflow's global and the variable; then the caller's variable comes back as it was.
+            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+            if previous is not None:
+                os.environ[TRACKING_URI_ENV] = previous
 
 
 def client(uri: str) -> MlflowClient:

@@ -38,6 +38,8 @@ def ui_command(
         host or config.tracking.ui_host,
         "--port",
         str(port or config.tracking.ui_port),
+        "--workers",
+        str(config.tracking.ui_workers),
     ]
 
 

@@ -1,0 +1,70 @@
+"""The notebook prototype against the package on the identical split, from the real runs of this session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import pytest
+
+from building_energy.config import get_config
+from building_energy.data.columns import BUILDING_ID
+from building_energy.models.compare_pipelines import (
+    COMPARED_METRICS,
+    REPORT_JOBLIB,
+    REPORT_JSON,
+    recorded_split,
+    run_prototype,
+)
+from building_energy.models.train import TARGET_COLUMNS, TrainingResult
+from building_energy.tracking.record import TrainingRecord
+
+pytestmark = pytest.mark.slow
+
+
+def _report(recorded: TrainingRecord, recorded_folder: Path) -> tuple[dict, Path]:
+    assert recorded.comparison is not None
+    folder = recorded_folder / "artifacts"
+    return json.loads((folder / REPORT_JSON).read_text()), folder
+
+
+def test_the_report_holds_both_pipelines_metrics_from_real_runs(
+    recorded: TrainingRecord, recorded_folder: Path, trained: TrainingResult, data_path: Path
+) -> None:
+    report, folder = _report(recorded, recorded_folder)
+    # The package side is the trained model itself, scored on the test rows it was evaluated on at training.
+    for key in COMPARED_METRICS:
+        assert report["refactor_metrics"][key] == pytest.approx(trained.metrics["test"][key])
+    # The notebook side is the notebook's prototype code, fitted on the same training rows.
+    train_rows, test_rows = recorded_split(trained.metadata, data_path, get_config())
+    _, notebook, _ = run_prototype(train_rows, test_rows, TARGET_COLUMNS[trained.metadata["target"]])
+    assert report["notebook_metrics"] == pytest.approx(notebook)
+    for key in COMPARED_METRICS:
+        expected = (report["refactor_metrics"][key] - notebook[key]) / abs(notebook[key])
+        assert report["relative_diff"][key] == pytest.approx(expected)
+    assert report["split"]["n_test"] == len(trained.metadata["test_ids"]) == len(test_rows)
+
+    saved = joblib.load(folder / REPORT_JOBLIB)
+    assert {k: v for k, v in saved.items() if k != "predictions"} == report
+    predictions = saved["predictions"]
+    assert sorted(predictions[BUILDING_ID]) == sorted(trained.metadata["test_ids"])
+    assert (predictions[["notebook_kbtu", "refactor_kbtu"]] > 0).all().all()
+
+
+def test_the_package_test_mae_is_within_5_percent_of_the_notebooks_or_better(
+    recorded: TrainingRecord, recorded_folder: Path
+) -> None:
+    report, _ = _report(recorded, recorded_folder)
+    assert report["refactor_metrics"]["mae"] <= 1.05 * report["notebook_metrics"]["mae"]
+    assert report["within_tolerance"]
+
+
+def test_retraining_with_the_same_seed_gives_bit_identical_predictions(
+    recorded: TrainingRecord, recorded_folder: Path
+) -> None:
+    report, _ = _report(recorded, recorded_folder)
+    repro = report["reproducibility"]
+    assert repro["identical_predictions"]
+    assert repro["max_abs_diff_kbtu"] == 0.0
+    assert repro["n_predictions"] == report["split"]["n_test"]

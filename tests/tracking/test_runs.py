@@ -1,0 +1,171 @@
+"""A training recorded in a real MLflow store: the run's content, the registered version, loading it back."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from mlflow import MlflowClient
+
+from building_energy.cli import main
+from building_energy.config import get_config
+from building_energy.models.artifacts import ModelIntegrityError, ModelLoadError
+from building_energy.models.loading import load_model
+from building_energy.models.train import TrainingResult
+from building_energy.tracking.record import TrainingRecord
+from building_energy.tracking.store import using_store
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+TRACKING = get_config().tracking
+CHAMPION_URI = f"models:/{TRACKING.registered_model}@{TRACKING.champion_alias}"
+
+
+def _client(recorded: TrainingRecord) -> MlflowClient:
+    assert recorded.tracked is not None
+    return MlflowClient(tracking_uri=recorded.tracked.tracking_uri, registry_uri=recorded.tracked.tracking_uri)
+
+
+def test_the_run_records_params_metrics_tags_and_artifacts(recorded: TrainingRecord, trained: TrainingResult) -> None:
+    assert recorded.tracked is not None
+    client = _client(recorded)
+    run = client.get_run(recorded.tracked.run_id)
+    assert run.info.run_name == TRACKING.run_name
+    assert client.get_experiment(run.info.experiment_id).name == TRACKING.experiment
+
+    params = run.data.params
+    for key in ("random_state", "cv_folds", "use_energy_star", "profile"):
+        assert params[key] == str(trained.metadata[key])
+    for learner, best in trained.best_params.items():
+        for name, value in best.items():
+            assert params[f"{learner}.{name}"] == str(value)
+
+    metrics = run.data.metrics
+    for split in ("train", "test"):
+        for key in ("mape", "r2", "rmse", "mae", "median_ape", "r2_log"):
+            assert metrics[f"{split}_{key}"] == pytest.approx(trained.metrics[split][key])
+    for learner, cv in trained.metrics["cv"].items():
+        history = sorted(client.get_metric_history(run.info.run_id, f"cv_{learner}_neg_mae_log"), key=lambda m: m.step)
+        assert [m.value for m in history] == pytest.approx(cv["folds"])
+        assert metrics[f"cv_{learner}_mean_neg_mae_log"] == pytest.approx(cv["mean_neg_mae_log"])
+
+    tags = run.data.tags
+    assert tags["git_commit"] == trained.metadata["git_commit"]
+    assert tags["data_sha256"] == trained.metadata["data_sha256"]
+    assert tags["version.scikit-learn"] == sklearn.__version__
+    assert tags["model_sha256"] == hashlib.sha256(trained.model_path.read_bytes()).hexdigest()
+
+    logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "artifacts")}
+    assert {
+        "model.joblib",
+        "model.joblib.sha256",
+        "best_params.joblib",
+        "metrics.json",
+        "compare_report.json",
+        "compare_report.joblib",
+    } <= logged
+    plots = [Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")]
+    assert sorted(plots) == sorted(p.name for p in recorded.plots)
+    assert len(plots) == 3
+
+
+def test_the_first_version_is_the_champion(recorded: TrainingRecord) -> None:
+    assert recorded.tracked is not None
+    version = _client(recorded).get_model_version_by_alias(TRACKING.registered_model, TRACKING.champion_alias)
+    assert str(version.version) == recorded.tracked.model_version
+    assert version.run_id == recorded.tracked.run_id
+    assert version.tags["status"] == "champion"
+    assert recorded.tracked.decision.promote
+
+
+def test_mlflow_loads_the_logged_pipeline_back_with_identical_predictions(
+    recorded: TrainingRecord, trained: TrainingResult, sample_buildings: pd.DataFrame
+) -> None:
+    assert recorded.tracked is not None
+    original = load_model(trained.model_path).model
+    with using_store(recorded.tracked.tracking_uri):
+        native = mlflow.sklearn.load_model(f"models:/{TRACKING.registered_model}/{recorded.tracked.model_version}")
+        pyfunc = mlflow.pyfunc.load_model(CHAMPION_URI)
+    expected = original.predict(sample_buildings)
+    assert np.array_equal(native.predict(sample_buildings), expected)
+    assert np.array_equal(np.asarray(pyfunc.predict(sample_buildings.head(20))), expected[:20])
+
+
+def test_load_model_resolves_the_champion_uri_to_the_verified_artifact(
+    recorded: TrainingRecord, trained: TrainingResult, sample_buildings: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert recorded.tracked is not None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", recorded.tracked.tracking_uri)
+    by_path = load_model(trained.model_path)
+    by_uri = load_model(CHAMPION_URI)
+    assert by_uri.source == CHAMPION_URI
+    assert np.array_equal(by_uri.predict(sample_buildings), by_path.predict(sample_buildings))
+    registry = by_uri.metadata.pop("registry")
+    assert by_uri.metadata == by_path.metadata
+    assert registry["run_id"] == recorded.tracked.run_id
+    assert str(registry["version"]) == recorded.tracked.model_version
+    pinned = load_model(f"models:/{TRACKING.registered_model}/{recorded.tracked.model_version}")
+    assert np.array_equal(pinned.predict(sample_buildings), by_path.predict(sample_buildings))
+
+
+def test_predict_command_takes_a_models_uri(
+    recorded: TrainingRecord,
+    trained: TrainingResult,
+    data_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert recorded.tracked is not None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", recorded.tracked.tracking_uri)
+    source = tmp_path / "in.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(25).to_csv(source, index=False)
+    by_uri, by_path = tmp_path / "uri.csv", tmp_path / "path.csv"
+    assert main(["predict", "--model", CHAMPION_URI, "--input", str(source), "--output", str(by_uri)]) == 0
+    assert main(["predict", "--model", str(trained.model_path), "--input", str(source), "--output", str(by_path)]) == 0
+    assert by_uri.read_bytes() == by_path.read_bytes()
+
+
+def test_an_altered_artifact_in_the_store_is_refused(recorded: TrainingRecord, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert recorded.tracked is not None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", recorded.tracked.tracking_uri)
+    run = _client(recorded).get_run(recorded.tracked.run_id)
+    stored = Path(urlparse(run.info.artifact_uri).path) / "artifacts" / "model.joblib"
+    original = stored.read_bytes()
+    try:
+        stored.write_bytes(original[:-64] + bytes(64))
+        with pytest.raises(ModelIntegrityError, match=r"models:/.*does not match the recorded"):
+            load_model(CHAMPION_URI)
+    finally:
+        stored.write_bytes(original)
+    assert load_model(CHAMPION_URI).metadata["registry"]["run_id"] == recorded.tracked.run_id
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (f"models:/{TRACKING.registered_model}@no-such-alias", "not found in the registry"),
+        (f"models:/{TRACKING.registered_model}/999", "not found in the registry"),
+        ("models:/", "not a registry URI"),
+    ],
+)
+def test_unknown_registry_entries_are_clear_errors(
+    recorded: TrainingRecord, monkeypatch: pytest.MonkeyPatch, uri: str, message: str
+) -> None:
+    assert recorded.tracked is not None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", recorded.tracked.tracking_uri)
+    with pytest.raises(ModelLoadError, match=message):
+        load_model(uri)
+
+
+def test_a_missing_store_is_an_error_and_stays_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    with pytest.raises(ModelLoadError, match="no MLflow store"):
+        load_model(CHAMPION_URI)
+    assert not database.exists()

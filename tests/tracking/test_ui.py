@@ -1,0 +1,88 @@
+"""`building-energy ui`: a real MLflow server on loopback serving the store the training wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+from building_energy.cli import main
+from building_energy.config import get_config
+from building_energy.tracking.record import TrainingRecord
+
+TRACKING = get_config().tracking
+STARTUP_LIMIT_SECONDS = 240
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Poll ``/health`` until the server answers; fail with its log if it exits or never comes up."""
+    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the UI exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"the UI did not answer within {STARTUP_LIMIT_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord, tmp_path: Path) -> None:
+    assert recorded.tracked is not None
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "ui.log"
+    command = [str(Path(sys.executable).parent / "building-energy"), "ui", "--port", str(port)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": recorded.tracked.tracking_uri}
+    with log.open("wb") as sink:
+        # Its own session: the server's workers are stopped together with it.
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_until_healthy(process, url, log)
+            page = httpx.get(url, timeout=30)
+            assert page.status_code == 200
+            assert "MLflow" in page.text
+            server = MlflowClient(tracking_uri=url, registry_uri=url)
+            experiment = server.get_experiment_by_name(TRACKING.experiment)
+            assert experiment is not None
+            runs = server.search_runs([experiment.experiment_id])
+            run = next(r for r in runs if r.info.run_id == recorded.tracked.run_id)
+            assert run.info.run_name == TRACKING.run_name
+            assert "test_mae" in run.data.metrics
+            champion = server.get_model_version_by_alias(TRACKING.registered_model, TRACKING.champion_alias)
+            assert champion.run_id == recorded.tracked.run_id
+            artifact_names = {Path(a.path).name for a in server.list_artifacts(run.info.run_id, "artifacts")}
+            assert "model.joblib" in artifact_names
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def test_ui_refuses_a_remote_tracking_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert main(["ui"]) == 2
+    assert "serves its own UI" in capsys.readouterr().err
