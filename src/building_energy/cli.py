@@ -192,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train, evaluate and save the stacked model")
     _add_common_data(train)
-    train.add_argument("--output", type=Path, default=config.paths.artifacts, help="artifacts directory")
+    train.add_argument(
+        "--output", type=Path, default=None, help=f"artifacts directory (default {config.paths.artifacts}, or its ghg/)"
+    )
     train.add_argument("--profile", choices=sorted(config.profiles), default="full")
     train.add_argument("--no-energy-star", action="store_true", help="train without the ENERGY STAR score")
     train.add_argument("--target", choices=["energy", "ghg"], default=None)

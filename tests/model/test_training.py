@@ -107,3 +107,19 @@ def test_two_trainings_give_identical_predictions(
     second = load_artifact(again.model_path)["model"].predict(sample_buildings)
     np.testing.assert_array_equal(first, second)
     assert again.metrics["test"] == trained.metrics["test"]
+
+
+def test_the_same_system_trains_for_greenhouse_gas(
+    train_fast: Callable[..., TrainingResult], sample_buildings: pd.DataFrame
+) -> None:
+    from building_energy.models.loading import load_model
+    from building_energy.models.predict import predict_frame
+
+    ghg = train_fast(target="ghg")
+    assert ghg.metadata["target"] == "ghg"
+    assert ghg.metrics["test"]["r2_log"] > 0.5
+    model = load_model(ghg.model_path)
+    out = predict_frame(model, sample_buildings.head(10))
+    assert list(out.columns[1:4]) == ["predicted_ghg_tco2e", "lower_tco2e", "upper_tco2e"]
+    ratio = out["predicted_ghg_tco2e"] / sample_buildings["TotalGHGEmissions"].head(10)
+    assert ratio.between(0.05, 20).all()

@@ -91,9 +91,11 @@ def train_model(
     """Train, evaluate and save the stacked pipeline; nothing is written unless every step succeeded."""
     config = config or get_config()
     data_path = Path(data_path or config.paths.data)
-    output_dir = Path(output_dir or config.paths.artifacts)
     use_energy_star = config.use_energy_star if use_energy_star is None else use_energy_star
     target_name = target or config.target
+    # A GHG model lives beside the energy model, never in its place.
+    default_output = config.paths.artifacts if target_name == "energy" else config.paths.artifacts / target_name
+    output_dir = Path(output_dir or default_output)
     target_column = TARGET_COLUMNS[target_name]
     config.grids(profile)  # fail on an unknown profile before any work
 
