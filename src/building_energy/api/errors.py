@@ -1,0 +1,35 @@
+"""422 answers that name the field and the rule, and never echo a value JSON cannot carry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from building_energy.api.schemas import FieldError
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """Pydantic's errors as ``FieldError``s: ``field`` is the path below the body (the City's column name)."""
+    found = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        if location and location[0] == "body":
+            location = location[1:]
+        # A JSON syntax error's location is a character offset, not a field.
+        field = None if error.get("type") == "json_invalid" or not location else ".".join(location)
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "json_invalid" and error.get("ctx", {}).get("error"):
+            message = f"{message}: {error['ctx']['error']}"
+        found.append(FieldError(field=field, message=message, type=str(error.get("type", "value_error"))))
+    return found
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Replace FastAPI's default 422 body, which echoes the input (a NaN in it would not even serialise)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [error.model_dump(mode="json") for error in field_errors(errors)]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

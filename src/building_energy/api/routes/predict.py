@@ -1,0 +1,103 @@
+"""Predictions: one building, or a batch where every building gets its own answer or its own errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Body, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from building_energy.api.deps import ModelDep, ServingDep, SettingsDep
+from building_energy.api.errors import field_errors
+from building_energy.api.schemas import (
+    EXAMPLE_BUILDING,
+    SECOND_EXAMPLE_BUILDING,
+    BatchIn,
+    BatchItemOut,
+    BatchOut,
+    BuildingIn,
+    ErrorOut,
+    FieldError,
+    PredictionOut,
+)
+
+router = APIRouter(prefix="/predict", tags=["predict"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    status.HTTP_413_CONTENT_TOO_LARGE: {"model": ErrorOut, "description": "Body over `api.max_body_bytes`"},
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {"model": ErrorOut, "description": "Invalid field(s), named"},
+    status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut, "description": "No model is served"},
+}
+
+
+@router.post("", response_model=PredictionOut, responses=ERRORS)
+async def predict(
+    building: Annotated[
+        BuildingIn,
+        Body(openapi_examples={"hotel": {"summary": "A downtown hotel (City data)", "value": EXAMPLE_BUILDING}}),
+    ],
+    model: ModelDep,
+    serving: ServingDep,
+) -> PredictionOut:
+    """Annual site energy of one building, with its interval, the model version and any warnings."""
+    (result,) = await serving.run(model.predict, [building])
+    if isinstance(result, PredictionOut):
+        return result
+    raise HTTPException(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in result]
+    )
+
+
+@router.post("/batch", response_model=BatchOut, responses=ERRORS)
+async def predict_batch(
+    batch: Annotated[
+        BatchIn,
+        Body(
+            openapi_examples={
+                "two": {
+                    "summary": "Two buildings",
+                    "value": {"buildings": [EXAMPLE_BUILDING, SECOND_EXAMPLE_BUILDING]},
+                },
+                "one_bad": {
+                    "summary": "One good building, one with a negative floor area",
+                    "value": {"buildings": [EXAMPLE_BUILDING, {**SECOND_EXAMPLE_BUILDING, "PropertyGFATotal": -5}]},
+                },
+            }
+        ),
+    ],
+    model: ModelDep,
+    serving: ServingDep,
+    settings: SettingsDep,
+) -> BatchOut:
+    """Up to `api.max_batch` buildings in one call; items come back in request order, each with a
+    prediction or the errors that kept it from one."""
+    limit = settings.api.max_batch
+    if len(batch.buildings) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "buildings"),
+                    "msg": f"at most {limit} buildings per request (api.max_batch), got {len(batch.buildings)}",
+                }
+            ]
+        )
+    errors: dict[int, list[FieldError]] = {}
+    valid: list[tuple[int, BuildingIn]] = []
+    # The items were left unvalidated by BatchIn so that each one fails on its own.
+    for index, raw in enumerate(cast(list[object], batch.buildings)):
+        try:
+            valid.append((index, BuildingIn.model_validate(raw)))
+        except ValidationError as error:
+            errors[index] = field_errors(error.errors())
+    results = await serving.run(model.predict, [building for _, building in valid])
+    items = [BatchItemOut(index=index, errors=found) for index, found in errors.items()]
+    for (index, _), result in zip(valid, results, strict=True):
+        if isinstance(result, PredictionOut):
+            items.append(BatchItemOut(index=index, prediction=result))
+        else:
+            items.append(BatchItemOut(index=index, errors=result))
+    items.sort(key=lambda item: item.index)
+    failed = sum(1 for item in items if item.prediction is None)
+    return BatchOut(model_version=model.version, n_predicted=len(items) - failed, n_failed=failed, items=items)

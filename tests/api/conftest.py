@@ -1,0 +1,70 @@
+"""The API under test: the real app, serving the session's real `fast` model."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from building_energy.api import create_app
+from building_energy.api.schemas import CITY_COLUMNS
+from building_energy.api.server import with_model_source
+from building_energy.config import Settings, get_config
+from building_energy.models.artifacts import CHECKSUM_FILE, MODEL_FILE
+from building_energy.models.loading import LoadedModel, load_model
+from building_energy.models.train import TrainingResult
+
+
+def api_settings(model_source: str | Path, **api: Any) -> Settings:
+    """The project's configuration serving ``model_source``, with ``api`` fields overridden."""
+    settings = with_model_source(get_config(), str(model_source))
+    return settings.model_copy(update={"api": settings.api.model_copy(update=api)}) if api else settings
+
+
+def building_payload(row: pd.Series) -> dict[str, Any]:
+    """A City record as a client would post it: the model's input columns, unknown values left out."""
+    payload: dict[str, Any] = {}
+    for column in CITY_COLUMNS:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        payload[column] = value.item() if hasattr(value, "item") else value
+    return payload
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def loaded(trained: TrainingResult) -> LoadedModel:
+    return load_model(trained.model_path)
+
+
+@pytest.fixture(scope="session")
+def client(trained: TrainingResult) -> Iterator[TestClient]:
+    """One app for the session (the model loads once, as in production)."""
+    with TestClient(create_app(api_settings(trained.model_path))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tampered_model(trained: TrainingResult, tmp_path: Path) -> Path:
+    """A copy of the session's artifacts with one byte of the model file flipped (its checksum kept)."""
+    folder = tmp_path / "tampered"
+    shutil.copytree(trained.model_path.parent, folder)
+    model = folder / MODEL_FILE
+    payload = bytearray(model.read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    model.write_bytes(bytes(payload))
+    assert (folder / CHECKSUM_FILE).is_file()
+    return model

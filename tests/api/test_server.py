@@ -1,0 +1,114 @@
+"""``building-energy serve``: a live uvicorn on a loopback port, and no start with a tampered model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from building_energy.api.schemas import EXAMPLE_BUILDING
+from building_energy.models.train import TrainingResult
+from tests.api.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+STARTUP_SECONDS = 180  # importing the stack and loading the model on a busy CI machine
+
+
+def _serve(model: Path, port: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "building_energy.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(
+        [*command, "--model", str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def live_server(trained: TrainingResult) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = _serve(trained.model_path, port)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"server exited with {process.returncode}: {process.stdout.read() if process.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready on {url} after {STARTUP_SECONDS} s")
+            time.sleep(0.5)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_the_live_server_predicts_over_real_http(live_server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, _ = live_server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        response = client.post("/predict", json=EXAMPLE_BUILDING)
+        assert response.status_code == 200, response.text
+        assert response.json()["prediction"] > 0
+        batch = client.post("/predict/batch", json={"buildings": [EXAMPLE_BUILDING] * 10})
+        assert batch.status_code == 200
+        assert {item["prediction"]["prediction"] for item in batch.json()["items"]} == {response.json()["prediction"]}
+        assert client.post("/predict", json={"PrimaryPropertyType": "Hotel"}).status_code == 422
+
+
+def test_the_live_server_refuses_an_oversized_streamed_body(live_server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, _ = live_server
+    limit = 1_048_576
+
+    def chunks() -> Iterator[bytes]:  # chunked: the server only learns the size by reading
+        for _ in range(limit // 65_536 + 2):
+            yield b" " * 65_536
+
+    with httpx.Client(base_url=url, timeout=60) as client:
+        response = client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        declared = client.post("/predict", content=b" " * (limit + 1), headers={"Content-Type": "application/json"})
+        assert declared.status_code == 413
+        assert client.get("/health").status_code == 200  # and the server is still up
+
+
+def test_the_live_server_logs_each_request_and_stops_on_sigint(live_server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, process = live_server
+    httpx.get(f"{url}/model", timeout=60)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    lines = [json.loads(line.split(": ", 1)[1]) for line in output.splitlines() if "building_energy.api.access" in line]
+    assert {"method": "GET", "path": "/model", "status": 200} in [
+        {k: line[k] for k in ("method", "path", "status")} for line in lines
+    ]
+    assert all(line["model_version"].startswith("sha256:") and line["latency_ms"] > 0 for line in lines)
+
+
+def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> None:
+    process = _serve(tampered_model, free_port())
+    output, _ = process.communicate(timeout=STARTUP_SECONDS)
+    assert process.returncode == 2, output
+    assert "does not match the recorded" in output
+    assert "Uvicorn running" not in output
