@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,6 +38,8 @@ Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"]'))
 _FORM_FIELDS = 'document.querySelectorAll(\'[data-testid="stForm"] [data-testid="stNumberInput"]\').length'
 # Streamlit shows its status widget ("Running...") while the script runs.
 _IDLE = "document.querySelector('[data-testid=\"stStatusWidget\"]') === null"
+_SUBMIT = "document.querySelector('[data-testid=\"stFormSubmitButton\"] button')"
+_METRICS = "Array.from(document.querySelectorAll('[data-testid=\"stMetricValue\"]')).map(m => m.innerText).join('|')"
 _HEADING = "document.querySelector('h1') ? document.querySelector('h1').innerText : ''"
 
 
@@ -109,5 +112,9 @@ def test_dashboard_renders_in_chromium(dashboard_url: str, tmp_path: Path) -> No
         assert browser.wait_for(_HEADING, RENDER_SECONDS) == "Predict one building"
         assert browser.wait_for(f"{_FORM_FIELDS} >= 10 && {_IDLE}", RENDER_SECONDS)
         assert "Page not found" not in browser.dom()
+        browser.evaluate(f"{_SUBMIT}.click()")  # the form's defaults: a typical building
+        shown = browser.wait_for(f"{_IDLE} && {_METRICS}", RENDER_SECONDS)
+        assert re.search(r"^[\d,]+ kBtu\|", shown), shown  # the predicted kBtu comes first
+        assert 'data-testid="stException"' not in browser.dom()
         browser.screenshot(REPORTS / "dashboard-predict.png")
     assert SCREENSHOT.read_bytes().startswith(b"\x89PNG")

@@ -14,7 +14,7 @@ from building_energy.cli import main
 from building_energy.data.columns import BUILDING_ID, TARGET_KBTU
 from building_energy.data.io import read_buildings_csv
 from building_energy.models.loading import LoadedModel
-from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_frame
+from building_energy.models.predict import ERROR_COLUMN, LOWER_COLUMN, PREDICTION_COLUMN, UPPER_COLUMN, predict_frame
 from building_energy.models.train import TrainingResult
 from tests.dashboard.helpers import PAGES, metric, open_page, texts
 
@@ -123,6 +123,11 @@ def test_prefilled_form_gives_the_cli_prediction(
     assert metric(app, "Predicted", exact=True) == f"{cli_value:,.0f} kBtu"
     area = float(raw_row["PropertyGFATotal"].iloc[0])
     assert metric(app, "Predicted per sq ft") == f"{cli_value / area:,.1f} kBtu/sq ft"
+    expected = predict_frame(loaded, read_back, problems)
+    lower, upper = float(expected[LOWER_COLUMN].iloc[0]), float(expected[UPPER_COLUMN].iloc[0])
+    assert metric(app, "Likely range") == f"{lower:,.0f} – {upper:,.0f} kBtu"
+    drivers_heading = "**Top drivers of this prediction**" in texts(app.markdown)
+    assert drivers_heading == callable(getattr(loaded, "explain", None))  # shown once the model can explain
 
 
 def test_typed_building_is_scored_only_on_submit_and_matches_the_cli(

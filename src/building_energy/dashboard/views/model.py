@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from building_energy.config import get_config
 from building_energy.dashboard import analysis, shared
+from building_energy.data.schema import DataValidationError
+
+logger = logging.getLogger(__name__)
 
 HEADLINE_METRICS = {"mape": "MAPE", "median_ape": "Median APE", "r2": "R²", "r2_log": "R² (log)"}
 
@@ -48,8 +53,12 @@ shared.require_buildings(analysis.training_data_path(metadata, config), analysis
 key = shared.model_key(loaded)
 try:
     scored = shared.holdout(loaded, key, data_path)[2]
-except ValueError as error:  # the data file no longer holds the recorded test buildings
+except DataValidationError as error:  # the data file no longer holds the recorded test buildings
     st.error(f"The test split cannot be rebuilt from `{data_path}`: {error}")
+    st.stop()
+except Exception as error:  # e.g. a model pickled by an older version of the package: say so, no traceback
+    logger.exception("the model failed on its test split")
+    st.error(f"The model could not score its test buildings ({type(error).__name__}: {error}).")
     st.stop()
 
 st.subheader("Predicted vs actual, test buildings")

@@ -89,7 +89,12 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
 
     interval = analysis.prediction_interval(output)
     if interval:
-        st.metric("Likely range", f"{interval[0]:,.0f} – {interval[1]:,.0f} {unit}")
+        level = get_config().intervals.level
+        st.metric(
+            "Likely range",
+            f"{interval[0]:,.0f} – {interval[1]:,.0f} {unit}",
+            help=f"The model's {level:.0%} prediction interval (conformal, from its out-of-fold errors).",
+        )
     try:
         drivers = analysis.top_drivers(loaded, row, get_config().dashboard.top_drivers)
     except Exception as failure:  # an explanation is a bonus: its failure must not hide the prediction
@@ -98,7 +103,8 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
         st.caption(f"The drivers of this prediction are unavailable: {failure}")
     if drivers is not None:
         st.markdown("**Top drivers of this prediction**")
-        st.dataframe(drivers, hide_index=True)
+        factor = {"factor": st.column_config.NumberColumn("factor on the estimate", format="×%.3f")}
+        st.dataframe(drivers, hide_index=True, column_config=factor if "factor" in drivers else None)
     with st.expander("The record sent to the model"):
         st.dataframe(row.T.rename(columns={0: "value"}).astype(str))
 
@@ -164,7 +170,12 @@ with st.form("building"):
 
 if submitted:
     row = analysis.building_row(values, base)
-    output = predict_frame(loaded, row)
+    try:
+        output = predict_frame(loaded, row)
+    except Exception as failure:  # e.g. a model pickled by an older version of the package: say so, no traceback
+        logger.exception("the model failed on %s", row.to_dict("records"))
+        st.error(f"The model could not score this building ({type(failure).__name__}: {failure}).")
+        st.stop()
     # Kept for the session (and for tests): the record and exactly what predict_frame returned for it.
     st.session_state["prediction"] = {"row": row, "output": output}
     _show_result(loaded, row, output, training)
