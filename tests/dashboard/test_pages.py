@@ -11,12 +11,16 @@ import pandas as pd
 import pytest
 
 from building_energy.cli import main
+from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID, TARGET_KBTU
 from building_energy.data.io import read_buildings_csv
+from building_energy.models.compare_pipelines import recorded_split
 from building_energy.models.loading import LoadedModel
 from building_energy.models.predict import ERROR_COLUMN, LOWER_COLUMN, PREDICTION_COLUMN, UPPER_COLUMN, predict_frame
-from building_energy.models.train import TrainingResult
+from building_energy.models.train import TARGET_COLUMNS, TrainingResult, prepare_xy
+from building_energy.tracking.runs import track_training
 from tests.dashboard.helpers import PAGES, metric, open_page, texts
+from tests.tracking.helpers import copy_of, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -253,4 +257,24 @@ def test_data_page_needs_no_model(data_path: Path, tmp_path: Path, app_config: C
     app_config(BE_DASHBOARD__MODEL_SOURCE=str(tmp_path / "none.joblib"), BE_PATHS__DATA=str(data_path))
     app = open_page("Data")
     assert texts(app.exception) == [] and texts(app.error) == []
+    assert len(app.get("vega_lite_chart")) == 4
+
+
+@pytest.mark.integration
+def test_model_from_the_registry(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, app_config: Callable[..., None]
+) -> None:
+    """A ``models:/`` URI goes through the same ``load_model``: the session model, registered in a real store."""
+    uri = sqlite_uri(tmp_path / "store")
+    _, test_rows = recorded_split(trained.metadata, data_path, get_config())
+    inputs = prepare_xy(test_rows, TARGET_COLUMNS[trained.metadata["target"]])[0]
+    tracked = track_training(copy_of(trained, tmp_path / "artifacts"), inputs, tracking_uri=uri)
+    tracking = get_config().tracking
+    source = f"models:/{tracking.registered_model}/{tracked.model_version}"
+    app_config(MLFLOW_TRACKING_URI=uri, BE_DASHBOARD__MODEL_SOURCE=source, BE_PATHS__DATA=str(data_path))
+
+    app = open_page("Model")
+    assert texts(app.exception) == [] and texts(app.error) == []
+    assert source in texts(app.markdown)[0]
+    assert metric(app, "MAPE") == f"{trained.metadata['metrics']['test']['mape']:.3f}"
     assert len(app.get("vega_lite_chart")) == 4
