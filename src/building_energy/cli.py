@@ -121,7 +121,7 @@ def _promote(args: argparse.Namespace) -> int:
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{tracking.registered_model}@{tracking.champion_alias} is version {args.version} (was {previous})")
+    print(f"{tracking.registered_model}@{tracking.champion_alias} is version {args.version} (was {previous or 'none'})")
     return 0
 
 

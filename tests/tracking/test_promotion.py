@@ -17,7 +17,7 @@ from building_energy.cli import main
 from building_energy.config import get_config
 from building_energy.models.artifacts import load_artifact
 from building_energy.models.train import TrainingResult
-from building_energy.tracking.registry import CV_SCORE_METRIC, decide_promotion
+from building_energy.tracking.registry import CV_SCORE_METRIC, decide_promotion, promote_if_not_worse
 from building_energy.tracking.runs import track_training
 from tests.tracking.helpers import copy_of, sqlite_uri
 
@@ -41,6 +41,44 @@ def test_a_version_is_promoted_unless_worse_beyond_the_tolerance(
     assert decision.promote is promote
     assert "champion version 1" in decision.reason
     assert decision.status == ("champion" if promote else "challenger")
+
+
+def test_the_champion_alias_follows_the_rule_in_a_real_registry(tmp_path: Path) -> None:
+    config = get_config()
+    uri = sqlite_uri(tmp_path)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("promotion", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model(TRACKING.registered_model)
+
+    def register(cv_score: float, target: str) -> str:
+        run = client.create_run(experiment, tags={"target": target})
+        client.log_metric(run.info.run_id, CV_SCORE_METRIC, cv_score)
+        client.set_terminated(run.info.run_id)
+        source = f"{run.info.artifact_uri}/model"
+        return str(client.create_model_version(TRACKING.registered_model, source, run.info.run_id).version)
+
+    def champion() -> str:
+        return str(client.get_model_version_by_alias(TRACKING.registered_model, TRACKING.champion_alias).version)
+
+    first = register(-0.40, "energy")
+    assert promote_if_not_worse(client, first, -0.40, config, "energy").promote
+    slightly_worse = register(-0.40 - TRACKING.promotion_tolerance / 2, "energy")
+    assert promote_if_not_worse(
+        client, slightly_worse, -0.40 - TRACKING.promotion_tolerance / 2, config, "energy"
+    ).promote
+    assert champion() == slightly_worse
+    assert client.get_model_version(TRACKING.registered_model, first).tags["status"] == "challenger"
+    other_target = register(-0.10, "ghg")
+    decision = promote_if_not_worse(client, other_target, -0.10, config, "ghg")
+    assert not decision.promote
+    assert "not comparable" in decision.reason
+    much_worse = register(-0.60, "energy")
+    decision = promote_if_not_worse(client, much_worse, -0.60, config, "energy")
+    assert not decision.promote
+    version = client.get_model_version(TRACKING.registered_model, much_worse)
+    assert version.tags["status"] == "challenger"
+    assert version.tags["promotion_reason"] == decision.reason
+    assert champion() == slightly_worse
 
 
 @dataclass

@@ -112,25 +112,38 @@ def champion_version(mlflow_client: MlflowClient, config: Settings) -> ModelVers
 
 
 def promote_if_not_worse(
-    mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings
+    mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings, target: str | None = None
 ) -> PromotionDecision:
-    """Move the champion alias to ``version`` if its CV score is within tolerance of the champion's."""
+    """Move the champion alias to ``version`` if its CV score is within tolerance of the champion's.
+
+    A version predicting another ``target`` (energy vs GHG) than the champion is never compared: it stays
+    a challenger until promoted by hand.
+    """
     name = config.tracking.registered_model
     champion = champion_version(mlflow_client, config)
     champion_score = None
+    decision = None
     if champion is not None and champion.version != version:
-        recorded = mlflow_client.get_run(str(champion.run_id)).data.metrics.get(CV_SCORE_METRIC)
-        if recorded is None:
+        champion_run = mlflow_client.get_run(str(champion.run_id))
+        champion_target = champion_run.data.tags.get("target")
+        if target is not None and champion_target is not None and champion_target != target:
+            decision = PromotionDecision(
+                False,
+                f"predicts {target}, champion version {champion.version} predicts {champion_target}: "
+                "not comparable; `building-energy promote` switches by hand",
+            )
+        champion_score = champion_run.data.metrics.get(CV_SCORE_METRIC)
+        if champion_score is None:
             logger.warning(
                 "champion version %s has no %s; the new version replaces it", champion.version, CV_SCORE_METRIC
             )
-        champion_score = recorded
-    decision = decide_promotion(
-        candidate_score,
-        champion_score,
-        config.tracking.promotion_tolerance,
-        champion.version if champion is not None else None,
-    )
+    if decision is None:
+        decision = decide_promotion(
+            candidate_score,
+            champion_score,
+            config.tracking.promotion_tolerance,
+            champion.version if champion is not None else None,
+        )
     mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
     mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
     if decision.promote:

@@ -191,7 +191,9 @@ def track_training(
             model = load_artifact(result.model_path)["model"]
             info = log_sklearn_model(model, inputs, result, config.tracking.registered_model)
             version = str(info.registered_model_version)
-            decision = promote_if_not_worse(mlflow_client, version, cv_score(result.metrics), config)
+            decision = promote_if_not_worse(
+                mlflow_client, version, cv_score(result.metrics), config, str(result.metadata["target"])
+            )
             mlflow.set_tag(STATUS_TAG, decision.status)
             mlflow.set_tag("registered_version", version)
     logger.info("tracked run %s in %s: %s version %s", run_id, uri, config.tracking.registered_model, version)
