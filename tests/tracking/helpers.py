@@ -6,7 +6,13 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from building_energy.models.train import TrainingResult
+
+# Whichever test first uses `recorded` pays for the session model's comparison (one refit of the stack) and
+# its MLflow run on top of the test's own work; on a shared 2-core machine that can pass the default limit.
+RECORDED_TIMEOUT = pytest.mark.timeout(1800)
 
 
 def sqlite_uri(folder: Path) -> str:

@@ -19,8 +19,9 @@ from building_energy.models.compare_pipelines import (
 )
 from building_energy.models.train import TARGET_COLUMNS, TrainingResult
 from building_energy.tracking.record import TrainingRecord
+from tests.tracking.helpers import RECORDED_TIMEOUT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, RECORDED_TIMEOUT]
 
 
 def _report(recorded: TrainingRecord, recorded_folder: Path) -> tuple[dict, Path]:

@@ -20,8 +20,9 @@ from building_energy.models.loading import load_model
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.record import TrainingRecord
 from building_energy.tracking.store import using_store
+from tests.tracking.helpers import RECORDED_TIMEOUT
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, RECORDED_TIMEOUT]
 
 TRACKING = get_config().tracking
 CHAMPION_URI = f"models:/{TRACKING.registered_model}@{TRACKING.champion_alias}"
