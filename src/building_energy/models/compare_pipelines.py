@@ -187,8 +187,12 @@ def compare_pipelines(
     """
     config = config or get_config()
     loaded = model_source if isinstance(model_source, LoadedModel) else load_model(model_source)
-    data_path = Path(data_path or config.paths.data)
-    train_rows, test_rows = recorded_split(loaded.metadata, data_path, config)
+    if data_path is None:
+        # The file the model was trained on when it is still there, else the configured one; either way
+        # recorded_split checks that it yields the recorded test buildings.
+        recorded_file = Path(str(loaded.metadata.get("data_path", "")))
+        data_path = recorded_file if recorded_file.is_file() else Path(config.paths.data)
+    train_rows, test_rows = recorded_split(loaded.metadata, Path(data_path), config)
     return compare_on_split(loaded, train_rows, test_rows, Path(output_dir or config.paths.artifacts), config)
 
 
