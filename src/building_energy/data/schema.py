@@ -27,8 +27,11 @@ def _number(
     high: float | None = None,
     *,
     low_strict: bool = False,
+    whole: bool = False,
 ) -> pa.Column:
     checks = []
+    if whole:
+        checks.append(pa.Check(lambda values: values % 1 == 0, name="whole_number"))
     if low is not None:
         checks.append(pa.Check.gt(low) if low_strict else pa.Check.ge(low))
     if high is not None:
@@ -42,7 +45,8 @@ def _text() -> pa.Column:
 
 # Ranges are what is physically plausible for a Seattle building, wide enough for every real row.
 _COLUMNS: dict[str, pa.Column] = {
-    BUILDING_ID: _number(0, low_strict=True),
+    # An identifier, not a quantity: a whole number a float64 and an Int64 column both hold exactly.
+    BUILDING_ID: _number(0, 2.0**53, low_strict=True, whole=True),
     "BuildingType": _text(),
     "PrimaryPropertyType": _text(),
     "Neighborhood": _text(),
@@ -121,8 +125,13 @@ def validate_raw_buildings(frame: pd.DataFrame, *, for_training: bool, source: s
 
 
 def row_errors(frame: pd.DataFrame) -> dict[int, list[str]]:
-    """Per-row problems of a frame to be scored: the rows a prediction cannot be made for, with why."""
-    problems: dict[int, list[str]] = {}
+    """Per-row problems of a frame to be scored: the rows a prediction cannot be made for, with why.
+
+    Rows are keyed by position (the caller passes a frame with a RangeIndex). A required column absent
+    from the frame is missing in every row.
+    """
+    absent = [f"{column} is missing" for column in PREDICTION_REQUIRED if column not in frame]
+    problems: dict[int, list[str]] = {position: list(absent) for position in range(len(frame))} if absent else {}
     try:
         raw_buildings_schema(for_training=False).validate(frame, lazy=True)
     except SchemaErrors as errors:

@@ -102,7 +102,12 @@ def engineer_features(
     """Every feature that needs no fitting; ``BuildingFeatures`` adds the fitted surface cluster."""
     out = add_building_age(buildings, reference_year)
     out = add_geographical_features(out, centre_lat, centre_lon)
-    return add_surface_features(out)
+    # A ratio of in-range inputs can still overflow (a subnormal floor count): infinity is no measurement,
+    # so it goes to the imputer like any missing value instead of failing the whole batch.
+    out = add_surface_features(out)
+    numeric = out.select_dtypes("number").columns
+    out[numeric] = out[numeric].replace([np.inf, -np.inf], np.nan)
+    return out
 
 
 class BuildingFeatures(TransformerMixin, BaseEstimator):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
-from building_energy.data.io import read_buildings_csv
+from building_energy.data.io import parse_numbers, read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
 from building_energy.models.explain import explain
 from building_energy.models.intervals import predict_interval
@@ -31,6 +31,10 @@ GHG_COLUMNS = {
 }
 # Above this a prediction says more about the input than the building (Seattle's largest uses ~9e8).
 MAX_PLAUSIBLE_KBTU = 1e11
+# The reason a row gets when the model itself raised on it: a bug to fix, but never the other rows' loss.
+MODEL_FAILURE = "the model failed on this row"
+# The largest whole number a float64 (and so an Int64 echo of it) holds exactly.
+_MAX_EXACT_ID = 2.0**53
 
 
 def predict_frame(
@@ -49,21 +53,29 @@ def predict_frame(
     """
     pipeline = getattr(model, "model", model)
     level = interval_level if interval_level is not None else get_config().intervals.level
-    frame = raw_buildings.reset_index(drop=True)
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
-    for position, reasons in row_errors(frame).items():
-        problems.setdefault(position, []).extend(reasons)
+    # Text in a number column (a JSON body, a hand-made upload) is that row's error, as in a CSV.
+    frame, unreadable = parse_numbers(raw_buildings.reset_index(drop=True))
+    for found in (unreadable, row_errors(frame)):
+        for position, reasons in found.items():
+            problems.setdefault(position, []).extend(reasons)
     predictions, lower, upper = (np.full(len(frame), np.nan) for _ in range(3))
     scorable = np.array([i not in problems for i in range(len(frame))], dtype=bool)
     if scorable.any():
-        predictions[scorable], lower[scorable], upper[scorable] = predict_interval(pipeline, frame.loc[scorable], level)
+        scored, failures = _predict_isolating_failures(pipeline, frame.loc[scorable], level)
+        predictions[scorable], lower[scorable], upper[scorable] = scored
+        for position, reason in failures.items():
+            problems.setdefault(position, []).append(reason)
+            scorable[position] = False
     implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < MAX_PLAUSIBLE_KBTU))
     for position in map(int, np.flatnonzero(implausible)):
         problems.setdefault(position, []).append(f"prediction {predictions[position]!r} is out of range")
         predictions[position] = lower[position] = upper[position] = np.nan
     out = pd.DataFrame(index=frame.index)
     if BUILDING_ID in frame:
-        out[BUILDING_ID] = frame[BUILDING_ID].astype("Int64")
+        ids = pd.to_numeric(frame[BUILDING_ID], errors="coerce").astype("float64")
+        # Only an id Int64 holds exactly is echoed; the row's error already says what is wrong with the others.
+        out[BUILDING_ID] = ids.where(np.isfinite(ids) & (ids % 1 == 0) & (ids.abs() <= _MAX_EXACT_ID)).astype("Int64")
     out[PREDICTION_COLUMN] = predictions
     out[LOWER_COLUMN] = lower
     out[UPPER_COLUMN] = upper
@@ -81,6 +93,30 @@ def predict_frame(
     if problems:
         logger.warning("%d of %d rows could not be scored", len(problems), len(frame))
     return out
+
+
+def _predict_isolating_failures(
+    pipeline: Any, rows: pd.DataFrame, level: float
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, str]]:
+    """Point and interval predictions of ``rows``; if the model raises on the batch, each row is scored alone
+    so that one row it cannot handle costs that row only. Returns the failed rows' reasons by position."""
+    try:
+        return predict_interval(pipeline, rows, level), {}
+    except (ValueError, TypeError, ArithmeticError) as error:
+        logger.exception("the model failed on a batch of %d rows; scoring them one by one", len(rows))
+        batch_error = error
+    scored = tuple(np.full(len(rows), np.nan) for _ in range(3))
+    failures: dict[int, str] = {}
+    for offset, position in enumerate(rows.index):
+        try:
+            single = predict_interval(pipeline, rows.iloc[[offset]], level)
+        except (ValueError, TypeError, ArithmeticError) as error:
+            failures[int(position)] = f"{MODEL_FAILURE} ({type(error).__name__}: {error})"
+            continue
+        for column, values in zip(scored, single, strict=True):
+            column[offset] = values[0]
+    logger.warning("%d of %d rows failed in the model (first batch error: %s)", len(failures), len(rows), batch_error)
+    return (scored[0], scored[1], scored[2]), failures
 
 
 def predict_csv(model: Any, input_path: Path, output_path: Path, explain_top: int = 0) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from building_energy.preprocessing.categories import normalise_category
 
 logger = logging.getLogger(__name__)
 
+
 def load_raw_buildings(data_path: Path) -> pd.DataFrame:
     """Read and validate a training file; any unparseable cell or schema failure raises."""
     raw, problems = read_buildings_csv(Path(data_path))

@@ -38,7 +38,10 @@ class CleanBuildings(TransformerMixin, BaseEstimator):
         self._check_frame(X)
         out = pd.DataFrame(index=X.index)
         for column in CATEGORICAL_INPUTS:
-            out[column] = normalise_category(X[column]) if column in X else np.nan
+            # An absent category column is all-missing text, not floats: the target encoder sorts categories.
+            out[column] = (
+                normalise_category(X[column]) if column in X else pd.Series(np.nan, index=X.index, dtype=object)
+            )
         for column in self._numeric_columns():
             values = pd.to_numeric(X[column], errors="coerce") if column in X else np.nan
             out[column] = pd.Series(values, index=X.index, dtype="float64")

@@ -1,0 +1,77 @@
+"""Property-based tests: every hostile row gets a finite positive prediction or its own error, never an exception."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
+from building_energy.models.loading import LoadedModel, load_model
+from building_energy.models.predict import ERROR_COLUMN, MODEL_FAILURE, PREDICTION_COLUMN, predict_frame
+from building_energy.models.train import TrainingResult
+from tests.hostile import edge_grid, fuzz, hostile_rows
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(trained: TrainingResult) -> LoadedModel:
+    return load_model(trained.model_path)
+
+
+def _assert_each_row_scored_or_explained(frame: pd.DataFrame, out: pd.DataFrame) -> None:
+    assert len(out) == len(frame)
+    assert out.index.equals(pd.RangeIndex(len(frame)))
+    numeric = out.drop(columns=[c for c in (BUILDING_ID, ERROR_COLUMN) if c in out])
+    failed = out[ERROR_COLUMN] != ""
+    scored = numeric[~failed].to_numpy(dtype=float)
+    assert np.isfinite(scored).all(), out[~failed]
+    assert (scored > 0).all(), out[~failed]
+    assert numeric[failed].isna().all().all(), out[failed]
+    # predict_frame's last resort isolates a row the model raises on; a row the schema admits never needs it.
+    assert not out[ERROR_COLUMN].str.contains(MODEL_FAILURE).any(), out[ERROR_COLUMN].tolist()
+    if "lower_kbtu" in out:
+        ok = out[~failed]
+        assert (ok["lower_kbtu"] <= ok[PREDICTION_COLUMN]).all()
+        assert (ok[PREDICTION_COLUMN] <= ok["upper_kbtu"]).all()
+    if BUILDING_ID in out:
+        assert str(out[BUILDING_ID].dtype) == "Int64"
+    for column in PREDICTION_REQUIRED:
+        if column not in frame:
+            assert out[ERROR_COLUMN].str.contains(re.escape(column)).all()
+
+
+def test_every_single_edge_value_is_scored_or_explained(model: LoadedModel, sample_buildings: pd.DataFrame) -> None:
+    """Each column of a real row set, in turn, to missing, NaN, ±inf, ±1e308, zero, subnormal, empty, Unicode..."""
+    frame, edited = edge_grid(sample_buildings.iloc[0])
+
+    out = predict_frame(model, frame)
+
+    _assert_each_row_scored_or_explained(frame, out)
+    failed = out[ERROR_COLUMN] != ""
+    assert 0 < failed.sum() < len(frame)
+    # The base row is valid, so a row's error can only be about the cell that was edited.
+    for position in np.flatnonzero(failed):
+        error = out.loc[position, ERROR_COLUMN]
+        assert edited[position] in error or error.startswith("prediction"), (edited[position], error)
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_hostile_rows_are_scored_or_explained(
+    model: LoadedModel, sample_buildings: pd.DataFrame, data: st.DataObject
+) -> None:
+    frame = hostile_rows(data, sample_buildings, wrong_types=data.draw(st.booleans(), label="wrong types"))
+
+    out = predict_frame(model, frame)
+
+    _assert_each_row_scored_or_explained(frame, out)
+    # A row's outcome is its own: scoring it alone gives the same answer as scoring it with the others.
+    alone = predict_frame(model, frame.iloc[[0]])
+    assert alone.loc[0, ERROR_COLUMN] == out.loc[0, ERROR_COLUMN]
+    np.testing.assert_allclose(alone[PREDICTION_COLUMN].iloc[0], out[PREDICTION_COLUMN].iloc[0], rtol=1e-9)
