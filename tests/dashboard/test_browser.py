@@ -113,6 +113,8 @@ def test_dashboard_renders_in_chromium(dashboard_url: str, tmp_path: Path) -> No
         assert browser.wait_for(f"{_FORM_FIELDS} >= 10 && {_IDLE}", RENDER_SECONDS)
         assert "Page not found" not in browser.dom()
         browser.evaluate(f"{_SUBMIT}.click()")  # the form's defaults: a typical building
+        # The record sent to the model is the result's last element: once it is there the run has finished.
+        browser.wait_for("document.body.innerText.includes('The record sent to the model')", RENDER_SECONDS)
         shown = browser.wait_for(f"{_IDLE} && {_METRICS}", RENDER_SECONDS)
         assert re.search(r"^[\d,]+ kBtu\|", shown), shown  # the predicted kBtu comes first
         assert 'data-testid="stException"' not in browser.dom()
