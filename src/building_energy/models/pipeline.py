@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Self
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler, TargetEncoder
 from sklearn.svm import LinearSVR
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
 from xgboost import XGBRegressor
 
 from building_energy.config import Settings
@@ -27,6 +29,12 @@ from building_energy.preprocessing.transformers import CleanBuildings
 
 LEARNERS = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
 AREA_FEATURE = "PropertyGFATotal_log"
+
+
+@functools.cache
+def _openmp() -> ThreadpoolController:
+    # Built on first prediction, once the learners' OpenMP runtimes are loaded.
+    return ThreadpoolController()
 
 
 class IntensityRegressor(RegressorMixin, BaseEstimator):
@@ -47,7 +55,12 @@ class IntensityRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        return np.asarray(self.estimator_.predict(X), dtype=float) + X[self.area_feature].to_numpy()
+        # One OpenMP thread: HistGradientBoosting would otherwise start a thread team for each of its trees,
+        # which costs more than the tree for the few rows a request scores and stalls on a busy machine.
+        # The limit is per calling thread, and the predictions do not depend on it.
+        with _openmp().limit(limits=1, user_api="openmp"):
+            predicted = self.estimator_.predict(X)
+        return np.asarray(predicted, dtype=float) + X[self.area_feature].to_numpy()
 
 
 class ConformalMetaLearner(RegressorMixin, BaseEstimator):
