@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PROFILE ?= full
 
-.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook
+.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lock:
 
 bench: data
 	$(BIN)/building-energy bench
+
+# The prediction API over loopback HTTP: latency percentiles, throughput, errors, in-process ratios.
+# Serves artifacts/model.joblib (a `fast` model is trained into a temp dir when there is none).
+bench-api: data
+	$(BIN)/python scripts/bench_api.py
 
 # The MLflow UI on the project's store (mlflow.db, or MLFLOW_TRACKING_URI): http://127.0.0.1:5000
 ui: setup

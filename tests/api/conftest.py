@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import socket
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from building_energy.api import create_app
-from building_energy.api.schemas import CITY_COLUMNS
+from building_energy.api.schemas import city_payload
 from building_energy.api.server import with_model_source
 from building_energy.config import Settings, get_config
 from building_energy.models.artifacts import CHECKSUM_FILE, MODEL_FILE
@@ -30,13 +29,7 @@ def api_settings(model_source: str | Path, **api: Any) -> Settings:
 
 def building_payload(row: pd.Series) -> dict[str, Any]:
     """A City record as a client would post it: the model's input columns, unknown values left out."""
-    payload: dict[str, Any] = {}
-    for column in CITY_COLUMNS:
-        value = row.get(column)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        payload[column] = value.item() if hasattr(value, "item") else value
-    return payload
+    return city_payload(row)
 
 
 def free_port() -> int:

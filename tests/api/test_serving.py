@@ -63,7 +63,7 @@ def test_a_building_becomes_one_typed_city_record(loaded: LoadedModel) -> None:
     assert frame["PropertyGFABuilding(s)"].dtype == np.float64
     assert frame["YearBuilt"].dtype == np.float64
     assert frame.loc[0, "PrimaryPropertyType"] == "Hotel"
-    assert np.isnan(frame.loc[0, "SecondLargestPropertyUseTypeGFA"])
+    assert frame["SecondLargestPropertyUseTypeGFA"].isna().all()
     served = ServedModel.load(loaded.source, 0.9)
     (result,) = served.predict([BuildingIn.model_validate(EXAMPLE_BUILDING)])
     assert isinstance(result, PredictionOut)

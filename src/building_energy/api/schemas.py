@@ -8,8 +8,11 @@ rejected: the model never reads it, and a silently ignored key hides a typo.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StringConstraints
 
@@ -133,6 +136,17 @@ class BuildingIn(BaseModel):
 
 CITY_COLUMNS: tuple[str, ...] = tuple(field.alias or name for name, field in BuildingIn.model_fields.items())
 _NUMERIC = frozenset({BUILDING_ID, *NUMERIC_INPUTS})
+
+
+def city_payload(record: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
+    """The JSON body for a City record (a CSV row as a dict or Series): its model-input columns, blanks left out."""
+    payload: dict[str, Any] = {}
+    for column in CITY_COLUMNS:
+        value = record.get(column)
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            continue
+        payload[column] = value.item() if isinstance(value, np.generic) else value
+    return payload
 
 
 def buildings_frame(buildings: list[BuildingIn]) -> pd.DataFrame:
