@@ -23,6 +23,7 @@ CHECKSUM_FILE = "model.joblib.sha256"
 BEST_PARAMS_FILE = "best_params.joblib"
 METRICS_FILE = "metrics.json"
 ARTIFACT_KEYS = ("model", "encoder", "best_params", "metadata")
+ARTIFACT_FILES = (MODEL_FILE, CHECKSUM_FILE, BEST_PARAMS_FILE, METRICS_FILE)
 
 
 class ModelLoadError(RuntimeError):
@@ -57,28 +58,48 @@ def dump_joblib_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _checksum_lines(*digests: str) -> bytes:
+    return "".join(f"{digest}  {MODEL_FILE}\n" for digest in dict.fromkeys(digests)).encode()
+
+
 def save_artifacts(output_dir: Path, artifact: dict[str, Any], metrics: dict[str, Any]) -> Path:
-    """Write ``model.joblib`` (+ its SHA-256), ``best_params.joblib`` and ``metrics.json`` atomically."""
+    """Write ``model.joblib`` (+ its SHA-256), ``best_params.joblib`` and ``metrics.json`` atomically.
+
+    Killed at any point, the directory holds a loadable model: the previous one or the new one. The
+    exports ``metrics.json`` and ``best_params.joblib`` name the model they describe by ``model_sha256``.
+    """
     missing = [k for k in ARTIFACT_KEYS if k not in artifact]
     if missing:
         raise ValueError(f"artifact lacks keys {missing}")
     model_bytes = dump_joblib_bytes(artifact)
     digest = hashlib.sha256(model_bytes).hexdigest()
     output_dir = Path(output_dir)
+    previous = recorded_checksums(output_dir / MODEL_FILE)
     write_bytes_atomically(output_dir / BEST_PARAMS_FILE, dump_joblib_bytes(artifact["best_params"]))
-    write_bytes_atomically(output_dir / METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True).encode())
-    # The model goes last and its checksum right after: a reader checks one against the other.
+    exported = {**metrics, "model_sha256": digest}
+    write_bytes_atomically(output_dir / METRICS_FILE, json.dumps(exported, indent=2, sort_keys=True).encode())
+    # Model and checksum are two files and no rename swaps both: while the model is replaced the sidecar
+    # accepts the new digest and the previous one, so a crash between the renames leaves a loadable pair.
+    if previous:
+        write_bytes_atomically(output_dir / CHECKSUM_FILE, _checksum_lines(digest, *previous))
     write_bytes_atomically(output_dir / MODEL_FILE, model_bytes)
-    write_bytes_atomically(output_dir / CHECKSUM_FILE, f"{digest}  {MODEL_FILE}\n".encode())
+    write_bytes_atomically(output_dir / CHECKSUM_FILE, _checksum_lines(digest))
     logger.info("saved %s (SHA-256 %s)", output_dir / MODEL_FILE, digest)
     return output_dir / MODEL_FILE
 
 
-def recorded_checksum(model_path: Path) -> str | None:
+def recorded_checksums(model_path: Path) -> list[str]:
+    """Every SHA-256 the sidecar accepts: one, or two while (or if a crash interrupted) a model replacement."""
     sidecar = Path(f"{model_path}.sha256")
     if not sidecar.is_file():
-        return None
-    return sidecar.read_text(encoding="utf-8").split()[0]
+        return []
+    return [line.split()[0] for line in sidecar.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def recorded_checksum(model_path: Path) -> str | None:
+    """The SHA-256 recorded for the newest model written to ``model_path``."""
+    checksums = recorded_checksums(model_path)
+    return checksums[0] if checksums else None
 
 
 def load_artifact(model_path: Path, expected_sha256: str | None = None) -> dict[str, Any]:
@@ -86,20 +107,30 @@ def load_artifact(model_path: Path, expected_sha256: str | None = None) -> dict[
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ModelLoadError(f"no model at {model_path}; train one with `building-energy train`")
-    expected = expected_sha256 or recorded_checksum(model_path)
-    if expected is None:
+    accepted = [expected_sha256] if expected_sha256 else recorded_checksums(model_path)
+    if not accepted:
         raise ModelIntegrityError(f"{model_path}: no recorded SHA-256 ({model_path}.sha256 missing); refusing to load")
     payload = model_path.read_bytes()
     actual = hashlib.sha256(payload).hexdigest()
-    if actual != expected:
+    if actual not in accepted:
         raise ModelIntegrityError(
-            f"{model_path}: SHA-256 {actual} does not match the recorded {expected}; the file was altered or truncated"
+            f"{model_path}: SHA-256 {actual} does not match the recorded {' or '.join(accepted)}; "
+            "the file was altered or truncated"
         )
     artifact = joblib.load(io.BytesIO(payload))  # checksum verified above
     if not isinstance(artifact, dict) or any(k not in artifact for k in ARTIFACT_KEYS):
         raise ModelIntegrityError(f"{model_path}: not a building-energy model artifact")
     artifact["metadata"].setdefault("model_sha256", actual)
     return artifact
+
+
+def remove_stale_temporaries(output_dir: Path) -> list[Path]:
+    """Delete the half-written files a killed training left beside the artifacts; only call under the lock."""
+    leftovers = {p for name in ARTIFACT_FILES for p in Path(output_dir).glob(f".{name}.*.tmp")}
+    for leftover in sorted(leftovers):
+        leftover.unlink(missing_ok=True)
+        logger.warning("removed %s, left by an interrupted training", leftover)
+    return sorted(leftovers)
 
 
 @contextlib.contextmanager
@@ -114,6 +145,7 @@ def training_lock(output_dir: Path) -> Iterator[None]:
             raise TrainingInProgressError(
                 f"another training is writing {output_dir}; wait for it to finish or use --output"
             ) from error
+        remove_stale_temporaries(output_dir)
         try:
             yield
         finally:
