@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from building_energy.config import Settings, get_config
+from building_energy.models.artifacts import TrainingInProgressError, training_lock
 from building_energy.models.compare_pipelines import REPORT_JOBLIB, REPORT_JSON, compare_on_split, recorded_split
 from building_energy.models.loading import load_model
 from building_energy.models.train import TARGET_COLUMNS, TrainingResult, prepare_xy
@@ -54,13 +55,29 @@ class TrainingRecord:
 def record_training(
     result: TrainingResult, config: Settings | None = None, tracking_uri: str | None = None
 ) -> TrainingRecord:
-    """Compare, plot, track and (maybe) promote the model ``train_model`` just saved; never raises."""
+    """Compare, plot, track and (maybe) promote the model ``train_model`` just saved; never raises.
+
+    Holds the artifacts directory's training lock throughout, so the files it reads and adds belong to
+    this training and not to one started meanwhile.
+    """
     config = config or get_config()
     record = TrainingRecord()
+    try:
+        with training_lock(result.model_path.parent):
+            _record(result, record, config, tracking_uri)
+    except TrainingInProgressError as error:
+        _problem(record, f"{error}: comparison, plots and MLflow tracking skipped")
+    return record
+
+
+def _record(result: TrainingResult, record: TrainingRecord, config: Settings, tracking_uri: str | None) -> None:
     output_dir = result.model_path.parent
     inputs: pd.DataFrame | None = None
     try:
         loaded = load_model(result.model_path)
+        if loaded.metadata.get("trained_at") != result.metadata["trained_at"]:
+            _problem(record, f"{result.model_path} is no longer this training's model: nothing recorded")
+            return
         train_rows, test_rows = recorded_split(result.metadata, Path(result.metadata["data_path"]), config)
         inputs = prepare_xy(test_rows, TARGET_COLUMNS[result.metadata["target"]])[0]
         record.comparison = compare_on_split(loaded, train_rows, test_rows, output_dir, config)
@@ -73,7 +90,7 @@ def record_training(
         _problem(record, f"evaluation plots failed: {error!r}")
     if inputs is None:
         _problem(record, "MLflow tracking skipped: the test rows could not be rebuilt")
-        return record
+        return
     uri = resolve_tracking_uri(config, tracking_uri)
     reports = [output_dir / REPORT_JSON, output_dir / REPORT_JOBLIB] if record.comparison is not None else []
     try:
@@ -86,7 +103,6 @@ def record_training(
             f"MLflow tracking to {uri} failed ({type(error).__name__}: {_first_line(error)}); "
             f"the model and its artifacts in {output_dir} are saved all the same",
         )
-    return record
 
 
 def _problem(record: TrainingRecord, message: str) -> None:
