@@ -16,6 +16,7 @@ from building_energy import __version__
 from building_energy.api.errors import validation_error_handler
 from building_energy.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from building_energy.api.routes import api_router
+from building_energy.api.security import JsonBodyGuardMiddleware, admin_router, allow_configured_origins
 from building_energy.api.serving import ServingState
 from building_energy.config import Settings, get_config
 from building_energy.models.artifacts import MODEL_FILE
@@ -62,7 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.serving = serving
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    # The last added runs first: every request is logged, a too-large one included.
+    if settings.api.admin_token is not None:
+        app.include_router(admin_router)
+    # The last added runs first: every request is logged, a too-large one included; the nesting check
+    # reads a body the size cap has already bounded.
+    app.add_middleware(JsonBodyGuardMiddleware, max_depth=settings.api.max_json_depth)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestLogMiddleware, model_version=lambda: serving.version)
+    allow_configured_origins(app, settings.api.cors_origins)
     return app

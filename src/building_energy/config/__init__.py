@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -121,6 +121,13 @@ class ApiSettings(BaseModel):
     # Predictions running at once in worker threads (CPU-bound: about the number of cores).
     max_concurrent_predictions: int = Field(gt=0)
     graceful_shutdown_seconds: int = Field(gt=0)
+    # Levels of JSON nesting a request body may have, checked before parsing ({"buildings": [{...}]} is 3).
+    max_json_depth: int = Field(gt=0)
+    # Origins whose browsers may call the API; empty: CORS stays closed (no Access-Control-* headers).
+    cors_origins: list[str] = Field(default_factory=list)
+    # Bearer token of the admin routes (model reload), from the environment: BE_API__ADMIN_TOKEN.
+    # Unset: the admin routes do not exist.
+    admin_token: SecretStr | None = None
 
 
 class Settings(BaseSettings):
