@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -48,6 +49,9 @@ class Scenario:
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
+    # From the server: its own latency per request (access log) and its CPU seconds over the scenario.
+    server_latencies_ms: list[float] = field(default_factory=list)
+    server_cpu_seconds: float = float("nan")
 
     @property
     def requests(self) -> int:
@@ -63,6 +67,13 @@ class Scenario:
     @property
     def rows_per_second(self) -> float:
         return self.requests_per_second * self.rows_per_request
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return self.server_cpu_seconds * 1000 / self.requests if self.requests else float("nan")
+
+    def server_percentile(self, q: float) -> float:
+        return float(np.percentile(self.server_latencies_ms, q)) if self.server_latencies_ms else float("nan")
 
 
 def free_port() -> int:
@@ -113,6 +124,28 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``), ``nan`` elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def access_log_latencies(log_path: Path, start_line: int, path: str) -> tuple[list[float], int]:
+    """``latency_ms`` of the successful requests to ``path`` logged after line ``start_line``; the new end."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    found = []
+    for line in lines[start_line:]:
+        if "building_energy.api.access" not in line:
+            continue
+        entry = json.loads(line.split(": ", 1)[1])
+        if entry["path"] == path and entry["status"] == 200:
+            found.append(float(entry["latency_ms"]))
+    return found, len(lines)
+
+
 async def run_scenario(
     client: httpx.AsyncClient, scenario: Scenario, path: str, bodies: Sequence[Any], deadline: float
 ) -> Scenario:
@@ -146,59 +179,79 @@ async def run_scenario(
 
 
 async def run_http(
-    port: int, singles: list[dict[str, Any]], batches: list[dict[str, Any]], concurrencies: Sequence[int], budget: float
+    server: tuple[int, int, Path],
+    singles: list[dict[str, Any]],
+    batches: list[dict[str, Any]],
+    concurrencies: Sequence[int],
+    budget: float,
 ) -> list[Scenario]:
+    port, pid, log_path = server
     deadline = time.monotonic() + budget
     limits = httpx.Limits(max_connections=max(concurrencies), max_keepalive_connections=max(concurrencies))
     results = []
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as client:
         for body in singles[:20]:  # warm-up: connections, first-call caches
             await client.post("/predict", json=body)
+        await asyncio.sleep(0.5)  # let the warm-up's log lines land
+        _, log_line = access_log_latencies(log_path, 0, "")
+        rows = len(batches[0]["buildings"])
         for concurrency in concurrencies:
-            single = Scenario(f"single, concurrency {concurrency}", concurrency, 1)
-            results.append(await run_scenario(client, single, "/predict", singles, deadline))
-            rows = len(batches[0]["buildings"])
-            batch = Scenario(f"batch of {rows}, concurrency {concurrency}", concurrency, rows)
-            results.append(await run_scenario(client, batch, "/predict/batch", batches, deadline))
+            for scenario, path, bodies in (
+                (Scenario(f"single, concurrency {concurrency}", concurrency, 1), "/predict", singles),
+                (Scenario(f"batch of {rows}, concurrency {concurrency}", concurrency, rows), "/predict/batch", batches),
+            ):
+                cpu_before = cpu_seconds(pid)
+                results.append(await run_scenario(client, scenario, path, bodies, deadline))
+                scenario.server_cpu_seconds = cpu_seconds(pid) - cpu_before
+                await asyncio.sleep(0.5)
+                scenario.server_latencies_ms, log_line = access_log_latencies(log_path, log_line, path)
     return results
 
 
-def in_process_p50(model_path: Path, rows: pd.DataFrame, repeats: int) -> tuple[float, float]:
-    """Median milliseconds of ``pipeline.predict`` and of ``predict_frame`` on one row, real rows in turn."""
+def in_process_p50(model_path: Path, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
+    """Median wall and CPU milliseconds of ``pipeline.predict`` and ``predict_frame`` on one row, real rows in turn."""
     loaded = load_model(model_path)
     one_row = [rows.iloc[[i % len(rows)]] for i in range(repeats)]
     for frame in one_row[:10]:
         loaded.model.predict(frame)
-    timings: dict[str, list[float]] = {"predict": [], "predict_frame": []}
+    calls = {"predict": loaded.model.predict, "predict_frame": lambda frame: predict_frame(loaded, frame)}
+    timings: dict[str, list[float]] = {f"{name} {clock}": [] for name in calls for clock in ("wall", "cpu")}
     for frame in one_row:
-        started = time.perf_counter()
-        loaded.model.predict(frame)
-        timings["predict"].append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        predict_frame(loaded, frame)
-        timings["predict_frame"].append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings["predict"]), statistics.median(timings["predict_frame"])
+        for name, call in calls.items():
+            wall, cpu = time.perf_counter(), time.thread_time()
+            call(frame)
+            timings[f"{name} cpu"].append((time.thread_time() - cpu) * 1000)
+            timings[f"{name} wall"].append((time.perf_counter() - wall) * 1000)
+    return {key: statistics.median(values) for key, values in timings.items()}
 
 
-def report(scenarios: list[Scenario], predict_p50: float, frame_p50: float) -> int:
+def report(scenarios: list[Scenario], in_process: dict[str, float]) -> int:
     print()
-    header = ("requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s", "rows/s")
-    print(f"{'scenario':<28}" + "".join(f"{h:>9}" if h != "errors" else f"{h:>7}" for h in header))
+    columns = ("requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s", "rows/s", "srv p50", "srv cpu")
+    print(f"{'scenario':<29}" + "".join(f"{c:>10}" for c in columns))
     for s in scenarios:
-        print(
-            f"{s.name:<28}{s.requests:>9}{len(s.errors):>7}{s.percentile(50):>9.1f}{s.percentile(95):>9.1f}"
-            f"{s.percentile(99):>9.1f}{s.requests_per_second:>9.1f}{s.rows_per_second:>9.1f}"
-        )
-    print(f"\nin process, one row: pipeline.predict p50 {predict_p50:.1f} ms, predict_frame p50 {frame_p50:.1f} ms")
+        values: tuple[int | float, ...] = (s.requests, len(s.errors), s.percentile(50), s.percentile(95))
+        values += (s.percentile(99), s.requests_per_second, s.rows_per_second)
+        values += (s.server_percentile(50), s.server_cpu_ms_per_request)
+        print(f"{s.name:<29}" + "".join(f"{v:>10}" if isinstance(v, int) else f"{v:>10.1f}" for v in values))
+    print("(p50..p99: client-side wall ms; srv p50: the server's own latency from its access log; srv cpu: ms")
+    print(" of server CPU per request. Client and server share the machine's cores.)")
+    predict_wall, frame_wall = in_process["predict wall"], in_process["predict_frame wall"]
+    print(
+        f"\nin process, one row: pipeline.predict p50 {predict_wall:.1f} ms wall / {in_process['predict cpu']:.1f} ms"
+        f" CPU; predict_frame p50 {frame_wall:.1f} ms wall / {in_process['predict_frame cpu']:.1f} ms CPU"
+    )
     by_name = {s.name: s for s in scenarios}
     single_1 = by_name.get("single, concurrency 1")
     if single_1 is not None and single_1.latencies_ms:
-        ratio = single_1.percentile(50) / predict_p50
+        ratio = single_1.percentile(50) / predict_wall
         verdict = "met" if ratio <= TARGET_HTTP_OVER_INPROCESS else "MISSED"
         print(
             f"HTTP single p50 / in-process pipeline.predict p50 = {ratio:.2f} "
-            f"(target <= {TARGET_HTTP_OVER_INPROCESS}: {verdict}); "
-            f"/ in-process predict_frame p50 = {single_1.percentile(50) / frame_p50:.2f}"
+            f"(target <= {TARGET_HTTP_OVER_INPROCESS}: {verdict}); / predict_frame p50 = "
+            f"{single_1.percentile(50) / frame_wall:.2f}; server-side p50 / pipeline.predict p50 = "
+            f"{single_1.server_percentile(50) / predict_wall:.2f}; server CPU per request / pipeline.predict CPU = "
+            f"{single_1.server_cpu_ms_per_request / in_process['predict cpu']:.2f}"
         )
     for concurrency in sorted({s.concurrency for s in scenarios}):
         single = by_name.get(f"single, concurrency {concurrency}")
@@ -243,17 +296,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(folder)
         model = ensure_model(Path(args.model), Path(args.data), workdir)
         print(f"model {model}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
-        predict_p50, frame_p50 = in_process_p50(model, rows.reset_index(drop=True), args.in_process_repeats)
+        in_process = in_process_p50(model, rows.reset_index(drop=True), args.in_process_repeats)
         port = free_port()
         log_path = workdir / "server.log"
         process = start_server(model, port, log_path, args.startup_seconds)
         print(f"server on http://127.0.0.1:{port} (pid {process.pid})")
         try:
-            scenarios = asyncio.run(run_http(port, singles, batches, args.concurrency, args.budget_seconds))
+            server = (port, process.pid, log_path)
+            scenarios = asyncio.run(run_http(server, singles, batches, args.concurrency, args.budget_seconds))
         finally:
             stop_server(process)
         print(f"load average after: {os.getloadavg()[0]:.1f}")
-        return report(scenarios, predict_p50, frame_p50)
+        return report(scenarios, in_process)
 
 
 if __name__ == "__main__":
