@@ -101,3 +101,10 @@ def test_fetch_downloads_when_shared_is_absent(portal_server: str, data_path: Pa
     destination = tmp_path / "raw" / data_path.name
     fetch_data(destination, tmp_path / "no-shared", portal_server, EXPECTED_SHA256)
     assert hashlib.sha256(destination.read_bytes()).hexdigest() == EXPECTED_SHA256
+
+
+def test_an_unbalanced_quote_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "quotes.csv"
+    path.write_text('PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n')
+    with pytest.raises(DataValidationError, match="spanning several lines"):
+        read_buildings_csv(path)

@@ -92,6 +92,13 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
         raise DataValidationError(f"{path}: unknown text encoding ({last_error})")
     if frame.empty:
         raise DataValidationError(f"{path}: the file has a header but no rows")
+    # No City field holds a line break: one inside a value means a quote was left open and swallowed rows.
+    spans_lines = frame.apply(lambda column: column.str.contains("[\r\n]", regex=True, na=False)).any(axis=1)
+    if spans_lines.any():
+        first = int(spans_lines.to_numpy().nonzero()[0][0])
+        raise DataValidationError(
+            f"{path}: row {first + 1} has a value spanning several lines (an unbalanced quote?); fix the quoting"
+        )
     frame = normalise_columns(frame)
     frame = frame.replace(dict.fromkeys(_MISSING_MARKERS, None))
     return parse_numbers(frame)
