@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PROFILE ?= full
 
-.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit
+.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ bench: data
 # Serves artifacts/model.joblib (a `fast` model is trained into a temp dir when there is none).
 bench-api: data
 	$(BIN)/python scripts/bench_api.py
+
+# The API under load: 20,000 requests (single, batch of 100, malformed) at concurrency 32 against
+# `building-energy serve --workers 2` on loopback; throughput, p50/p99, outcomes by kind, worker RSS growth.
+# Serves artifacts/model.joblib (`make train` first). Minutes long: not part of `make test`.
+bench-load: data
+	$(BIN)/python scripts/bench_load.py
 
 # The MLflow UI on the project's store (mlflow.db, or MLFLOW_TRACKING_URI): http://127.0.0.1:5000
 ui: setup

@@ -79,7 +79,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from building_energy.api.server import serve
 
-    serve(host=args.host, port=args.port, model_source=args.model)
+    serve(host=args.host, port=args.port, model_source=args.model, workers=args.workers)
     return 0
 
 
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help=f"default {config.api.host}")
     serve.add_argument("--port", type=int, default=None, help=f"default {config.api.port}")
     serve.add_argument("--model", default=None, help="model path or models:/ URI (default: config api)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, each with the model")
     serve.set_defaults(handler=_serve)
     _add_tracking_commands(sub)
     return parser

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -18,6 +27,7 @@ from building_energy.models.artifacts import MODEL_FILE, load_artifact, save_art
 from building_energy.models.train import TrainingResult
 from tests.api.conftest import api_settings, free_port
 
+CLI = str(Path(sys.executable).parent / "building-energy")
 TOKEN = "correct horse battery staple"  # noqa: S105 (a test's own token)
 ORIGIN = "https://dashboard.example.org"
 
@@ -219,3 +229,55 @@ def test_a_registry_model_on_an_unreachable_store_leaves_the_api_up_saying_why(
     assert health.status_code == 503
     assert "models:/building-energy@champion" in health.json()["reason"]
     assert prediction.status_code == 503
+
+
+@pytest.fixture
+def live_two_workers(trained: TrainingResult, tmp_path: Path) -> Iterator[str]:
+    """`building-energy serve --workers 2` on a loopback port, with a 4 KiB body cap."""
+    port = free_port()
+    environment = {**os.environ, "BE_API__MAX_BODY_BYTES": "4096"}
+    command = [CLI, "serve", "--model", str(trained.model_path), "--port", str(port), "--workers", "2"]
+    with (tmp_path / "server.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert process.poll() is None, (tmp_path / "server.log").read_text()
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+async def _post_oversized(base_url: str, count: int, size: int, concurrency: int) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
+    body = b"x" * size
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with gate:
+                try:
+                    response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+                    outcomes[str(response.status_code)] += 1
+                except httpx.TransportError as error:
+                    outcomes[type(error).__name__] += 1
+
+        await asyncio.gather(*(one() for _ in range(count)))
+    return outcomes
+
+
+@pytest.mark.integration
+def test_oversized_bodies_get_413_not_a_reset_connection(live_two_workers: str) -> None:
+    """Without reading the refused body first, most of these clients (still sending) saw a connection reset."""
+    outcomes = asyncio.run(_post_oversized(live_two_workers, count=32, size=4_000_000, concurrency=16))
+
+    assert outcomes == Counter({"413": 32})
+    assert httpx.post(f"{live_two_workers}/predict", json=EXAMPLE_BUILDING, timeout=60).status_code == 200

@@ -68,7 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: every request is logged, a too-large one included; the nesting check
     # reads a body the size cap has already bounded.
     app.add_middleware(JsonBodyGuardMiddleware, max_depth=settings.api.max_json_depth)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.api.max_body_bytes,
+        drain_bytes=settings.api.refused_body_drain_bytes,
+    )
     app.add_middleware(RequestLogMiddleware, model_version=lambda: serving.version)
     allow_configured_origins(app, settings.api.cors_origins)
     return app

@@ -17,14 +17,19 @@ access_logger = logging.getLogger("building_energy.api.access")
 class BodySizeLimitMiddleware:
     """Answer 413 to a body larger than ``max_bytes`` before anything parses it.
 
-    A declared ``Content-Length`` over the cap is refused without reading a byte; a body without one
+    A declared ``Content-Length`` over the cap is refused without parsing a byte; a body without one
     (chunked) is read up to the cap and refused as soon as it passes it. An accepted body is handed on
     to the app unchanged.
+
+    A refused body of up to ``drain_bytes`` is read to its end (and discarded) before the 413: closing a
+    connection with unread bytes in it makes the kernel reset it, and a client still sending would see a
+    dropped connection instead of the answer.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,6 +41,8 @@ class BodySizeLimitMiddleware:
                 await JSONResponse({"detail": "invalid Content-Length header"}, status_code=400)(scope, receive, send)
                 return
             if int(declared) > self.max_bytes:
+                if int(declared) <= self.drain_bytes:
+                    await self._drain(receive, 0)
                 await self._too_large(scope, receive, send)
                 return
         chunks: list[bytes] = []
@@ -47,6 +54,8 @@ class BodySizeLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, size)
                 await self._too_large(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -63,6 +72,17 @@ class BodySizeLimitMiddleware:
             return await receive()  # after the body: disconnect notices
 
         await self.app(scope, replay, send)
+
+    async def _drain(self, receive: Receive, already: int) -> None:
+        """Read and drop the rest of the body, up to ``drain_bytes`` in all."""
+        size = already
+        while size <= self.drain_bytes:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(

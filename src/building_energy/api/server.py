@@ -1,12 +1,14 @@
-"""``building-energy serve``: the API under uvicorn, one process, the model loaded once."""
+"""``building-energy serve``: the API under uvicorn, the model loaded once per process (``--workers N``: N)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
-from building_energy.api.main import create_app
+from building_energy.api.main import create_app, model_source
+from building_energy.api.serving import ServingState
 from building_energy.config import Settings, get_config
 
 logger = logging.getLogger(__name__)
@@ -20,11 +22,18 @@ def with_model_source(settings: Settings, model_source: str | None) -> Settings:
 
 
 def serve(
-    host: str | None = None, port: int | None = None, model_source: str | None = None, config: Settings | None = None
+    host: str | None = None,
+    port: int | None = None,
+    model_source: str | None = None,
+    config: Settings | None = None,
+    workers: int = 1,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM). A model that fails its checksum is raised here, once
     uvicorn has given up starting, so the command line reports it like any other bad model file."""
     settings = with_model_source(config or get_config(), model_source)
+    if workers > 1:
+        serve_workers(settings, host, port, workers)
+        return
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -47,3 +56,27 @@ def serve(
         if startup_error is not None:
             raise startup_error from None
         raise
+
+
+def serve_workers(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    """``workers`` uvicorn processes on one socket, each building the app (and loading the model) itself.
+
+    The workers read the configuration from the file and the environment, so the model source goes to them
+    as ``BE_API__MODEL_SOURCE``. The model is verified here first: a file that fails its checksum stops the
+    command before any worker starts, as it does with one process.
+    """
+    source = model_source(settings)
+    ServingState(source=source, max_concurrent_predictions=1).load(settings.intervals.level)
+    os.environ["BE_API__MODEL_SOURCE"] = source
+    logger.info("serving %s with %d worker processes", source, workers)
+    uvicorn.run(
+        "building_energy.api.main:create_app",
+        factory=True,
+        host=host or settings.api.host,
+        port=port if port is not None else settings.api.port,
+        workers=workers,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.api.graceful_shutdown_seconds,
+    )

@@ -121,6 +121,9 @@ class ApiSettings(BaseModel):
     # Predictions running at once in worker threads (CPU-bound: about the number of cores).
     max_concurrent_predictions: int = Field(gt=0)
     graceful_shutdown_seconds: int = Field(gt=0)
+    # A body refused for size is still read (and dropped) up to this many bytes, so that the client gets the
+    # 413 instead of a connection reset while it is sending; a larger one is cut off.
+    refused_body_drain_bytes: int = Field(ge=0)
     # Levels of JSON nesting a request body may have, checked before parsing ({"buildings": [{...}]} is 3).
     max_json_depth: int = Field(gt=0)
     # Origins whose browsers may call the API; empty: CORS stays closed (no Access-Control-* headers).
