@@ -10,9 +10,9 @@ import pytest
 
 from building_energy.models.train import TrainingResult
 
-# Whichever test first uses `recorded` pays for the session model's comparison (one refit of the stack) and
-# its MLflow run on top of the test's own work; on a shared 2-core machine that can pass the default limit.
-RECORDED_TIMEOUT = pytest.mark.timeout(1800)
+# Whichever test first uses `recorded` (or `worse_training`) pays for its trainings, the comparison's refit
+# and the MLflow runs on top of its own work; on a shared 2-core machine that can pass the default limit.
+TRAINING_FIXTURE_TIMEOUT = pytest.mark.timeout(1800)
 
 
 def sqlite_uri(folder: Path) -> str:

@@ -19,9 +19,9 @@ from building_energy.models.compare_pipelines import (
 )
 from building_energy.models.train import TARGET_COLUMNS, TrainingResult
 from building_energy.tracking.record import TrainingRecord
-from tests.tracking.helpers import RECORDED_TIMEOUT
+from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT
 
-pytestmark = [pytest.mark.slow, RECORDED_TIMEOUT]
+pytestmark = [pytest.mark.slow, TRAINING_FIXTURE_TIMEOUT]
 
 
 def _report(recorded: TrainingRecord, recorded_folder: Path) -> tuple[dict, Path]:
@@ -31,25 +31,25 @@ def _report(recorded: TrainingRecord, recorded_folder: Path) -> tuple[dict, Path
 
 
 def test_the_report_holds_both_pipelines_metrics_from_real_runs(
-    recorded: TrainingRecord, recorded_folder: Path, trained: TrainingResult, data_path: Path
+    recorded: TrainingRecord, recorded_folder: Path, shipped: TrainingResult, data_path: Path
 ) -> None:
     report, folder = _report(recorded, recorded_folder)
     # The package side is the trained model itself, scored on the test rows it was evaluated on at training.
     for key in COMPARED_METRICS:
-        assert report["refactor_metrics"][key] == pytest.approx(trained.metrics["test"][key])
+        assert report["refactor_metrics"][key] == pytest.approx(shipped.metrics["test"][key])
     # The notebook side is the notebook's prototype code, fitted on the same training rows.
-    train_rows, test_rows = recorded_split(trained.metadata, data_path, get_config())
-    _, notebook, _ = run_prototype(train_rows, test_rows, TARGET_COLUMNS[trained.metadata["target"]])
+    train_rows, test_rows = recorded_split(shipped.metadata, data_path, get_config())
+    _, notebook, _ = run_prototype(train_rows, test_rows, TARGET_COLUMNS[shipped.metadata["target"]])
     assert report["notebook_metrics"] == pytest.approx(notebook)
     for key in COMPARED_METRICS:
         expected = (report["refactor_metrics"][key] - notebook[key]) / abs(notebook[key])
         assert report["relative_diff"][key] == pytest.approx(expected)
-    assert report["split"]["n_test"] == len(trained.metadata["test_ids"]) == len(test_rows)
+    assert report["split"]["n_test"] == len(shipped.metadata["test_ids"]) == len(test_rows)
 
     saved = joblib.load(folder / REPORT_JOBLIB)
     assert {k: v for k, v in saved.items() if k != "predictions"} == report
     predictions = saved["predictions"]
-    assert sorted(predictions[BUILDING_ID]) == sorted(trained.metadata["test_ids"])
+    assert sorted(predictions[BUILDING_ID]) == sorted(shipped.metadata["test_ids"])
     assert (predictions[["notebook_kbtu", "refactor_kbtu"]] > 0).all().all()
 
 

@@ -19,7 +19,7 @@ from building_energy.models.artifacts import load_artifact
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.registry import CV_SCORE_METRIC, decide_promotion, promote_if_not_worse
 from building_energy.tracking.runs import track_training
-from tests.tracking.helpers import copy_of, sqlite_uri
+from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT, copy_of, sqlite_uri
 
 TRACKING = get_config().tracking
 
@@ -111,6 +111,7 @@ def worse_training(
 
 @pytest.mark.slow
 @pytest.mark.integration
+@TRAINING_FIXTURE_TIMEOUT
 def test_a_worse_training_stays_challenger_and_the_cli_says_why(worse_training: CliTraining) -> None:
     assert worse_training.code == 0
     client = MlflowClient(tracking_uri=worse_training.uri, registry_uri=worse_training.uri)
@@ -128,6 +129,7 @@ def test_a_worse_training_stays_challenger_and_the_cli_says_why(worse_training: 
 
 @pytest.mark.slow
 @pytest.mark.integration
+@TRAINING_FIXTURE_TIMEOUT
 def test_promote_rolls_the_champion_to_any_version(
     worse_training: CliTraining, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -152,6 +154,7 @@ def test_promote_rolls_the_champion_to_any_version(
 
 @pytest.mark.slow
 @pytest.mark.integration
+@TRAINING_FIXTURE_TIMEOUT
 def test_compare_command_reports_on_any_saved_model(
     worse_training: CliTraining, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,6 +172,7 @@ def test_compare_command_reports_on_any_saved_model(
 
 @pytest.mark.slow
 @pytest.mark.integration
+@TRAINING_FIXTURE_TIMEOUT
 def test_an_unreachable_store_never_takes_training_down(
     data_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -12,9 +12,9 @@ from building_energy.models.compare_pipelines import REPORT_JSON
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.plots import PLOTS_SUBDIR
 from building_energy.tracking.record import record_training
-from tests.tracking.helpers import copy_of, sqlite_uri
+from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT, copy_of, sqlite_uri
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, TRAINING_FIXTURE_TIMEOUT]
 
 
 def _untouched(folder: Path, store: Path) -> bool:

@@ -20,9 +20,9 @@ from building_energy.models.loading import load_model
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.record import TrainingRecord
 from building_energy.tracking.store import using_store
-from tests.tracking.helpers import RECORDED_TIMEOUT
+from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, RECORDED_TIMEOUT]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, TRAINING_FIXTURE_TIMEOUT]
 
 TRACKING = get_config().tracking
 CHAMPION_URI = f"models:/{TRACKING.registered_model}@{TRACKING.champion_alias}"
@@ -33,7 +33,7 @@ def _client(recorded: TrainingRecord) -> MlflowClient:
     return MlflowClient(tracking_uri=recorded.tracked.tracking_uri, registry_uri=recorded.tracked.tracking_uri)
 
 
-def test_the_run_records_params_metrics_tags_and_artifacts(recorded: TrainingRecord, trained: TrainingResult) -> None:
+def test_the_run_records_params_metrics_tags_and_artifacts(recorded: TrainingRecord, shipped: TrainingResult) -> None:
     assert recorded.tracked is not None
     client = _client(recorded)
     run = client.get_run(recorded.tracked.run_id)
@@ -42,25 +42,25 @@ def test_the_run_records_params_metrics_tags_and_artifacts(recorded: TrainingRec
 
     params = run.data.params
     for key in ("random_state", "cv_folds", "use_energy_star", "profile"):
-        assert params[key] == str(trained.metadata[key])
-    for learner, best in trained.best_params.items():
+        assert params[key] == str(shipped.metadata[key])
+    for learner, best in shipped.best_params.items():
         for name, value in best.items():
             assert params[f"{learner}.{name}"] == str(value)
 
     metrics = run.data.metrics
     for split in ("train", "test"):
         for key in ("mape", "r2", "rmse", "mae", "median_ape", "r2_log"):
-            assert metrics[f"{split}_{key}"] == pytest.approx(trained.metrics[split][key])
-    for learner, cv in trained.metrics["cv"].items():
+            assert metrics[f"{split}_{key}"] == pytest.approx(shipped.metrics[split][key])
+    for learner, cv in shipped.metrics["cv"].items():
         history = sorted(client.get_metric_history(run.info.run_id, f"cv_{learner}_neg_mae_log"), key=lambda m: m.step)
         assert [m.value for m in history] == pytest.approx(cv["folds"])
         assert metrics[f"cv_{learner}_mean_neg_mae_log"] == pytest.approx(cv["mean_neg_mae_log"])
 
     tags = run.data.tags
-    assert tags["git_commit"] == trained.metadata["git_commit"]
-    assert tags["data_sha256"] == trained.metadata["data_sha256"]
+    assert tags["git_commit"] == shipped.metadata["git_commit"]
+    assert tags["data_sha256"] == shipped.metadata["data_sha256"]
     assert tags["version.scikit-learn"] == sklearn.__version__
-    assert tags["model_sha256"] == hashlib.sha256(trained.model_path.read_bytes()).hexdigest()
+    assert tags["model_sha256"] == hashlib.sha256(shipped.model_path.read_bytes()).hexdigest()
 
     logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "artifacts")}
     assert {
@@ -86,10 +86,10 @@ def test_the_first_version_is_the_champion(recorded: TrainingRecord) -> None:
 
 
 def test_mlflow_loads_the_logged_pipeline_back_with_identical_predictions(
-    recorded: TrainingRecord, trained: TrainingResult, sample_buildings: pd.DataFrame
+    recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame
 ) -> None:
     assert recorded.tracked is not None
-    original = load_model(trained.model_path).model
+    original = load_model(shipped.model_path).model
     with using_store(recorded.tracked.tracking_uri):
         native = mlflow.sklearn.load_model(f"models:/{TRACKING.registered_model}/{recorded.tracked.model_version}")
         pyfunc = mlflow.pyfunc.load_model(CHAMPION_URI)
@@ -99,11 +99,11 @@ def test_mlflow_loads_the_logged_pipeline_back_with_identical_predictions(
 
 
 def test_load_model_resolves_the_champion_uri_to_the_verified_artifact(
-    recorded: TrainingRecord, trained: TrainingResult, sample_buildings: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert recorded.tracked is not None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", recorded.tracked.tracking_uri)
-    by_path = load_model(trained.model_path)
+    by_path = load_model(shipped.model_path)
     by_uri = load_model(CHAMPION_URI)
     assert by_uri.source == CHAMPION_URI
     assert np.array_equal(by_uri.predict(sample_buildings), by_path.predict(sample_buildings))
@@ -117,7 +117,7 @@ def test_load_model_resolves_the_champion_uri_to_the_verified_artifact(
 
 def test_predict_command_takes_a_models_uri(
     recorded: TrainingRecord,
-    trained: TrainingResult,
+    shipped: TrainingResult,
     data_path: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -128,7 +128,7 @@ def test_predict_command_takes_a_models_uri(
     pd.read_csv(data_path, dtype=str, keep_default_na=False).head(25).to_csv(source, index=False)
     by_uri, by_path = tmp_path / "uri.csv", tmp_path / "path.csv"
     assert main(["predict", "--model", CHAMPION_URI, "--input", str(source), "--output", str(by_uri)]) == 0
-    assert main(["predict", "--model", str(trained.model_path), "--input", str(source), "--output", str(by_path)]) == 0
+    assert main(["predict", "--model", str(shipped.model_path), "--input", str(source), "--output", str(by_path)]) == 0
     assert by_uri.read_bytes() == by_path.read_bytes()
 
 

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from building_energy.cli import main
 from building_energy.config import get_config
 from building_energy.tracking.record import TrainingRecord
-from tests.tracking.helpers import RECORDED_TIMEOUT
+from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT
 
 TRACKING = get_config().tracking
 STARTUP_LIMIT_SECONDS = 240
@@ -46,7 +46,7 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -
 
 @pytest.mark.slow
 @pytest.mark.integration
-@RECORDED_TIMEOUT
+@TRAINING_FIXTURE_TIMEOUT
 def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord, tmp_path: Path) -> None:
     assert recorded.tracked is not None
     port = _free_port()
