@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from building_energy.config import get_config
+from building_energy.dashboard.analysis import score_upload
 from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
+from building_energy.data.schema import DataValidationError
 from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.predict import ERROR_COLUMN, MODEL_FAILURE, PREDICTION_COLUMN, predict_frame
 from building_energy.models.train import TrainingResult
@@ -75,3 +80,33 @@ def test_hostile_rows_are_scored_or_explained(
     alone = predict_frame(model, frame.iloc[[0]])
     assert alone.loc[0, ERROR_COLUMN] == out.loc[0, ERROR_COLUMN]
     np.testing.assert_allclose(alone[PREDICTION_COLUMN].iloc[0], out[PREDICTION_COLUMN].iloc[0], rtol=1e-9)
+
+
+class _Tripwire:
+    """Unpickling this creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_dashboard_upload_is_parsed_as_data_only(
+    model: LoadedModel, sample_buildings: pd.DataFrame, tmp_path: Path
+) -> None:
+    marker = tmp_path / "unpickled"
+    limit = get_config().dashboard.max_upload_mb * 2**20
+    with pytest.raises(DataValidationError):
+        score_upload(model, pickle.dumps(_Tripwire(marker)), "model.pkl", limit)
+    assert not marker.exists()
+
+    frame = sample_buildings.head(3).copy()
+    frame.loc[0, "PrimaryPropertyType"] = '=HYPERLINK("http://127.0.0.1/","x")'
+    frame.loc[1, "Neighborhood"] = "__import__('os').system('touch " + str(marker) + "')"
+    result = score_upload(model, frame.to_csv(index=False).encode(), "buildings.csv", limit)
+
+    assert not marker.exists()
+    assert len(result.predictions) == 3
+    # Code-looking cells are just unseen categories: the rows are scored like any other.
+    assert (result.predictions[ERROR_COLUMN] == "").all()
