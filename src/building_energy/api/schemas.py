@@ -174,6 +174,21 @@ class PredictionOut(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="e.g. a category the model never saw")
 
 
+class DriverOut(BaseModel):
+    """One input field's share of an estimate (SHAP), as the factor it multiplies the estimate by."""
+
+    field: str = Field(description="The City's field, or a group of them (e.g. location)")
+    contribution_log: float = Field(description="Contribution to log(1 + prediction)")
+    factor: float = Field(description="exp(contribution_log): >1 raises the estimate, <1 lowers it")
+
+
+class ExplanationOut(BaseModel):
+    """An estimate and the input fields that move it most."""
+
+    prediction: PredictionOut
+    drivers: list[DriverOut]
+
+
 class FieldError(BaseModel):
     """Why a value was refused: the field (the City's column name) and the rule it breaks."""
 

@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 from anyio import CapacityLimiter
 
-from building_energy.api.schemas import BuildingIn, FieldError, PredictionOut, buildings_frame
+from building_energy.api.schemas import (
+    BuildingIn,
+    DriverOut,
+    ExplanationOut,
+    FieldError,
+    PredictionOut,
+    buildings_frame,
+)
 from building_energy.models.artifacts import ModelIntegrityError, ModelLoadError
 from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.predict import (
@@ -154,6 +161,14 @@ class ServedModel:
                 )
             )
         return results
+
+    def explain(self, building: BuildingIn, top_k: int) -> ExplanationOut | list[FieldError]:
+        """The estimate of one building and its ``top_k`` drivers; the building's errors if it has no estimate."""
+        (scored,) = self.predict([building])
+        if not isinstance(scored, PredictionOut):
+            return scored
+        (drivers,) = self.loaded.explain(buildings_frame([building]), top_k=top_k)
+        return ExplanationOut(prediction=scored, drivers=[DriverOut.model_validate(d) for d in drivers])
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -18,6 +18,7 @@ from building_energy.api.schemas import (
     BatchOut,
     BuildingIn,
     ErrorOut,
+    ExplanationOut,
     FieldError,
     PredictionOut,
 )
@@ -43,6 +44,25 @@ async def predict(
     """Annual site energy of one building, with its interval, the model version and any warnings."""
     (result,) = await serving.run(model.predict, [building])
     if isinstance(result, PredictionOut):
+        return result
+    raise HTTPException(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in result]
+    )
+
+
+@router.post("/explain", response_model=ExplanationOut, responses=ERRORS)
+async def explain(
+    building: Annotated[
+        BuildingIn,
+        Body(openapi_examples={"hotel": {"summary": "A downtown hotel (City data)", "value": EXAMPLE_BUILDING}}),
+    ],
+    model: ModelDep,
+    serving: ServingDep,
+    top: Annotated[int, Query(ge=1, le=12, description="How many drivers to return")] = 5,
+) -> ExplanationOut:
+    """One building's estimate and the input fields that move it most (SHAP on the fitted pipeline)."""
+    result = await serving.run(model.explain, building, top)
+    if isinstance(result, ExplanationOut):
         return result
     raise HTTPException(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in result]
