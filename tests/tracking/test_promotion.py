@@ -67,7 +67,9 @@ def test_the_champion_alias_follows_the_rule_in_a_real_registry(tmp_path: Path) 
         client, slightly_worse, -0.40 - TRACKING.promotion_tolerance / 2, config, "energy"
     ).promote
     assert champion() == slightly_worse
-    assert client.get_model_version(TRACKING.registered_model, first).tags["status"] == "challenger"
+    demoted = client.get_model_version(TRACKING.registered_model, first)
+    assert demoted.tags["status"] == "challenger"
+    assert client.get_run(demoted.run_id).data.tags["status"] == "challenger"  # the runs table agrees
     other_target = register(-0.10, "ghg")
     decision = promote_if_not_worse(client, other_target, -0.10, config, "ghg")
     assert not decision.promote
@@ -143,7 +145,9 @@ def test_promote_rolls_the_champion_to_any_version(
         assert main(["promote", "--version", "2"]) == 0
         assert champion() == "2"
         assert "is version 2 (was 1)" in capsys.readouterr().out
-        assert client.get_model_version(TRACKING.registered_model, "1").tags["status"] == "challenger"
+        for number, status in (("1", "challenger"), ("2", "champion")):
+            version = client.get_model_version(TRACKING.registered_model, number)
+            assert version.tags["status"] == client.get_run(version.run_id).data.tags["status"] == status
         assert main(["promote", "--version", "7"]) == 2
         assert "has no version 7" in capsys.readouterr().err
         assert champion() == "2"

@@ -149,9 +149,16 @@ def promote_if_not_worse(
     if decision.promote:
         mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, version)
         if champion is not None and champion.version != version:
-            mlflow_client.set_model_version_tag(name, champion.version, STATUS_TAG, "challenger")
+            _mark(mlflow_client, name, champion, "challenger")
     logger.info("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
     return decision
+
+
+def _mark(mlflow_client: MlflowClient, name: str, version: ModelVersion, status: str) -> None:
+    """A version's status tag, mirrored on its run so that the runs table shows the champion too."""
+    mlflow_client.set_model_version_tag(name, str(version.version), STATUS_TAG, status)
+    if version.run_id:
+        mlflow_client.set_tag(version.run_id, STATUS_TAG, status)
 
 
 def promote_version(version: int | str, config: Settings | None = None, tracking_uri: str | None = None) -> str | None:
@@ -164,15 +171,15 @@ def promote_version(version: int | str, config: Settings | None = None, tracking
     with bounded_http(config):
         mlflow_client = client(uri)
         try:
-            mlflow_client.get_model_version(name, str(version))
+            chosen = mlflow_client.get_model_version(name, str(version))
         except MlflowException as error:
             raise TrackingError(f"{name} has no version {version} in {uri}: {error.message}") from error
         previous = champion_version(mlflow_client, config)
         mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
-        mlflow_client.set_model_version_tag(name, str(version), STATUS_TAG, "champion")
+        _mark(mlflow_client, name, chosen, "champion")
         mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
-        if previous is not None and previous.version != str(version):
-            mlflow_client.set_model_version_tag(name, previous.version, STATUS_TAG, "challenger")
+        if previous is not None and str(previous.version) != str(version):
+            _mark(mlflow_client, name, previous, "challenger")
     logger.info("%s@%s -> version %s", name, config.tracking.champion_alias, version)
     return previous.version if previous is not None else None
 
