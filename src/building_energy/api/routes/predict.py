@@ -32,12 +32,22 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+OneBuilding = Annotated[
+    BuildingIn,
+    Body(openapi_examples={"hotel": {"summary": "A downtown hotel (City data)", "value": EXAMPLE_BUILDING}}),
+]
+
+
+def refuse(errors: list[FieldError]) -> HTTPException:
+    """A building that could not be scored: 422 with its errors, each naming its field."""
+    return HTTPException(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in errors]
+    )
+
+
 @router.post("", response_model=PredictionOut, responses=ERRORS)
 async def predict(
-    building: Annotated[
-        BuildingIn,
-        Body(openapi_examples={"hotel": {"summary": "A downtown hotel (City data)", "value": EXAMPLE_BUILDING}}),
-    ],
+    building: OneBuilding,
     model: ModelDep,
     serving: ServingDep,
 ) -> PredictionOut:
@@ -45,17 +55,12 @@ async def predict(
     (result,) = await serving.run(model.predict, [building])
     if isinstance(result, PredictionOut):
         return result
-    raise HTTPException(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in result]
-    )
+    raise refuse(result)
 
 
 @router.post("/explain", response_model=ExplanationOut, responses=ERRORS)
 async def explain(
-    building: Annotated[
-        BuildingIn,
-        Body(openapi_examples={"hotel": {"summary": "A downtown hotel (City data)", "value": EXAMPLE_BUILDING}}),
-    ],
+    building: OneBuilding,
     model: ModelDep,
     serving: ServingDep,
     top: Annotated[int, Query(ge=1, le=12, description="How many drivers to return")] = 5,
@@ -64,9 +69,7 @@ async def explain(
     result = await serving.run(model.explain, building, top)
     if isinstance(result, ExplanationOut):
         return result
-    raise HTTPException(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in result]
-    )
+    raise refuse(result)
 
 
 @router.post("/batch", response_model=BatchOut, responses=ERRORS)
