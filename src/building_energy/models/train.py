@@ -119,7 +119,7 @@ def train_model(
             "versions": library_versions(),
             "data_path": str(data_path),
             "data_sha256": sha256_file(data_path),
-            "git_commit": git_commit(),
+            "git_commit": git_commit(Path(__file__).parent),
             "profile": profile,
             "target": target_name,
             "use_energy_star": use_energy_star,
