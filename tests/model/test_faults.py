@@ -19,6 +19,7 @@ import joblib
 import pandas as pd
 import pytest
 
+from building_energy.cli import main
 from building_energy.config import get_config
 from building_energy.models.artifacts import (
     ARTIFACT_FILES,
@@ -284,25 +285,23 @@ def test_the_tripwire_fires_when_unpickled(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "replaced by a same-length pickle"])
-def test_cli_refuses_an_altered_model_without_unpickling_it(
-    artifacts: Path, data_path: Path, tmp_path: Path, damage: str
-) -> None:
-    model = artifacts / MODEL_FILE
-    original = model.read_bytes()
-    marker = tmp_path / "unpickled"
-    model.write_bytes(original[: len(original) // 2] if damage == "truncated" else _tampered(original, marker))
+def _predict_args(model: Path, data_path: Path, tmp_path: Path) -> tuple[list[str], Path]:
     source = tmp_path / "in.csv"
     pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5).to_csv(source, index=False)
     output = tmp_path / "out.csv"
+    return ["predict", "--model", str(model), "--input", str(source), "--output", str(output)], output
+
+
+def test_cli_refuses_a_same_length_pickle_without_unpickling_it(
+    artifacts: Path, data_path: Path, tmp_path: Path
+) -> None:
+    model = artifacts / MODEL_FILE
+    marker = tmp_path / "unpickled"
+    model.write_bytes(_tampered(model.read_bytes(), marker))
+    args, output = _predict_args(model, data_path, tmp_path)
 
     result = subprocess.run(
-        [CLI, "predict", "--model", str(model), "--input", str(source), "--output", str(output)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
+        [CLI, *args], capture_output=True, text=True, cwd=tmp_path, timeout=PROCESS_TIMEOUT, check=False
     )
 
     assert result.returncode == 2
@@ -314,3 +313,15 @@ def test_cli_refuses_an_altered_model_without_unpickling_it(
     with pytest.raises(ModelIntegrityError, match="altered or truncated"):
         load_artifact(model)
     assert not marker.exists()
+
+
+def test_cli_refuses_a_truncated_model(
+    artifacts: Path, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = artifacts / MODEL_FILE
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    args, output = _predict_args(model, data_path, tmp_path)
+
+    assert main(args) == 2
+    assert "altered or truncated" in capsys.readouterr().err
+    assert not output.exists()
