@@ -33,6 +33,7 @@ from building_energy.models.predict import (
     GHG_COLUMNS,
     LOWER_COLUMN,
     PREDICTION_COLUMN,
+    TARGET_UNITS,
     UPPER_COLUMN,
     predict_frame,
 )
@@ -40,7 +41,6 @@ from building_energy.preprocessing.categories import normalise_category
 
 logger = logging.getLogger(__name__)
 
-UNITS = {"energy": "kBtu", "ghg": "metric tons CO2e"}
 ENERGY_STAR = "ENERGYSTARScore"
 T = TypeVar("T")
 
@@ -109,7 +109,7 @@ class ServedModel:
 
     @property
     def unit(self) -> str:
-        return UNITS.get(self.target, "")
+        return TARGET_UNITS.get(self.target, "")
 
     def warnings(self, frame: pd.DataFrame) -> list[list[str]]:
         """Per row: what the model will not use as given (an unseen category, a score it was trained without)."""

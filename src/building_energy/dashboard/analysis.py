@@ -34,7 +34,6 @@ from building_energy.preprocessing.categories import normalise_category
 
 logger = logging.getLogger(__name__)
 
-TARGET_UNITS = {"energy": "kBtu", "ghg": "metric tons CO2e"}
 PREDICTION_PREFIX = "predicted_"
 # Bounds issue 6 adds to predict_frame's output (``lower_kbtu``/``upper_kbtu``, ...); shown when present.
 INTERVAL_PREFIXES = ("lower_", "upper_")

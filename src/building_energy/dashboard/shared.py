@@ -14,6 +14,7 @@ from building_energy.config import get_config
 from building_energy.dashboard import analysis
 from building_energy.data.columns import TARGET_KBTU
 from building_energy.models.loading import LoadedModel, load_model
+from building_energy.models.predict import TARGET_UNITS
 from building_energy.preprocessing.preprocessor import preprocess_data
 
 logger = logging.getLogger(__name__)
@@ -93,4 +94,4 @@ def energy_star(_loaded: LoadedModel, key: str, data_path: str, scores: Sequence
 
 
 def unit(metadata: dict[str, Any]) -> str:
-    return analysis.TARGET_UNITS.get(analysis.target_name(metadata), "")
+    return TARGET_UNITS.get(analysis.target_name(metadata), "")

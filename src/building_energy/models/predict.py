@@ -23,6 +23,8 @@ LOWER_COLUMN = "lower_kbtu"
 UPPER_COLUMN = "upper_kbtu"
 ERROR_COLUMN = "error"
 DRIVERS_COLUMN = "top_drivers"
+# The unit a model's predictions are in, by the target it was trained on.
+TARGET_UNITS = {"energy": "kBtu", "ghg": "metric tons CO2e"}
 # Column names of a model trained on greenhouse-gas emissions (metric tons CO2e) instead of energy.
 GHG_COLUMNS = {
     PREDICTION_COLUMN: "predicted_ghg_tco2e",
