@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 
@@ -97,6 +98,16 @@ def test_doubling_floor_area_never_lowers_a_prediction(trained: TrainingResult, 
     before, after = model.predict(sample_buildings), model.predict(doubled)
     assert (after >= before).all()
     assert (after > before).mean() > 0.9
+
+
+def test_a_better_energy_star_score_never_raises_a_prediction(
+    trained: TrainingResult, sample_buildings: pd.DataFrame
+) -> None:
+    model = load_artifact(trained.model_path)["model"]
+    estimates = [model.predict(sample_buildings.assign(ENERGYSTARScore=score)) for score in (5, 35, 65, 95)]
+    for worse, better in itertools.pairwise(estimates):
+        assert (better <= worse).all()
+    assert (estimates[-1] < estimates[0]).mean() > 0.9
 
 
 def test_two_trainings_give_identical_predictions(

@@ -32,6 +32,10 @@ class FeatureParams(BaseModel):
     downtown_lat: float
     downtown_lon: float
     n_surface_clusters: int = Field(gt=1)
+    # A use type gets its own 0/1 feature once this many training buildings list it.
+    use_flag_min_count: int = Field(gt=0)
+    # Spread of EPA's actual-to-predicted intensity ratio, through which a score maps back to a ratio.
+    energy_star_gamma_shape: float = Field(gt=0)
 
 
 class StackingParams(BaseModel):

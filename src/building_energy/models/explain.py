@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 import shap
 
+from building_energy.features.use_flags import FLAG_PREFIX
 from building_energy.models.pipeline import AREA_FEATURE
 
+# SimpleImputer's name for the column that says a value was missing.
+MISSING_PREFIX = "missingindicator_"
 LOCATION = "Location (Latitude, Longitude)"
 USE_TYPES = "Use types and their floor areas"
 # Engineered feature -> the input field (or group of fields) it is computed from.
@@ -34,6 +37,7 @@ FIELD_OF_FEATURE = {
     "SecondLargestPropertyUseTypeGFA": USE_TYPES,
     "ThirdLargestPropertyUseTypeGFA": USE_TYPES,
     "NumberOfUseTypes": USE_TYPES,
+    "EnergyStarIntensity": "ENERGYSTARScore",
     "Floors_log": "NumberofFloors",
     "BuildingAge": "YearBuilt",
     "DistanceToDowntownKm": LOCATION,
@@ -45,6 +49,14 @@ FIELD_OF_FEATURE = {
     "CouncilDistrictCode": LOCATION,
     "Neighborhood": LOCATION,
 }
+
+
+def input_field(feature: object) -> str:
+    """The input field (or group of fields) a model feature is computed from."""
+    name = str(feature).removeprefix(MISSING_PREFIX)
+    if name.startswith(FLAG_PREFIX):
+        return USE_TYPES
+    return FIELD_OF_FEATURE.get(name, name)
 
 
 @dataclass
@@ -95,5 +107,5 @@ def explain(model: Any, raw_buildings: pd.DataFrame) -> Explanation:
     baseline += weights.sum() * reference_area
 
     contributions = pd.DataFrame(by_feature, columns=features.columns, index=raw_buildings.index)
-    grouped = contributions.T.groupby(lambda name: FIELD_OF_FEATURE.get(str(name), str(name)), sort=False).sum().T
+    grouped = contributions.T.groupby(input_field, sort=False).sum().T
     return Explanation(grouped, baseline)

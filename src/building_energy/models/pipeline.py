@@ -21,14 +21,18 @@ from threadpoolctl import ThreadpoolController
 from xgboost import XGBRegressor
 
 from building_energy.config import Settings
-from building_energy.data.columns import CATEGORICAL_INPUTS, MODEL_INPUTS
-from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures, engineer_features
-from building_energy.features.use_mix import OUTPUT_COLUMN as USE_MIX_COLUMN
+from building_energy.data.columns import CATEGORICAL_INPUTS
+from building_energy.features.energy_star import OUTPUT_COLUMN as ENERGY_STAR_INTENSITY
+from building_energy.features.energy_star import SCORE_COLUMN, EnergyStarIntensity
+from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures
+from building_energy.features.use_flags import UseTypeFlags
 from building_energy.features.use_mix import UseMixEncoder
 from building_energy.preprocessing.transformers import CleanBuildings
 
 LEARNERS = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
 AREA_FEATURE = "PropertyGFATotal_log"
+INCREASING_FEATURES: tuple[str, ...] = (*SIZE_FEATURES, ENERGY_STAR_INTENSITY)
+DECREASING_FEATURES: tuple[str, ...] = (SCORE_COLUMN,)
 
 
 @functools.cache
@@ -51,8 +55,9 @@ class IntensityRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
         # One OpenMP thread here too: CV folds already run in parallel processes, and HistGradientBoosting's
         # thread teams on top of them oversubscribe the cores (a fit measured 4.15 s threaded, 0.65 s not).
+        estimator = with_monotone_constraints(clone(self.estimator), monotone_directions(X.columns))
         with _openmp().limit(limits=1, user_api="openmp"):
-            self.estimator_ = clone(self.estimator).fit(X, np.asarray(y, dtype=float) - X[self.area_feature].to_numpy())
+            self.estimator_ = estimator.fit(X, np.asarray(y, dtype=float) - X[self.area_feature].to_numpy())
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -87,46 +92,69 @@ class ConformalMetaLearner(RegressorMixin, BaseEstimator):
         return np.asarray(self.estimator_.predict(X), dtype=float)
 
 
-def model_feature_names(use_energy_star: bool) -> list[str]:
-    """The learners' input columns, in order: target-encoded categories, then the numeric features."""
-    empty = pd.DataFrame({column: pd.Series(dtype="float64") for column in MODEL_INPUTS})
-    cleaned = CleanBuildings(use_energy_star=use_energy_star).fit_transform(empty)
-    engineered = [*engineer_features(cleaned, 2016, 0.0, 0.0).columns, "SurfaceCluster", USE_MIX_COLUMN]
-    return [*CATEGORICAL_INPUTS, *(c for c in engineered if c not in CATEGORICAL_INPUTS)]
+# SimpleImputer's indicator of a building given without an ENERGY STAR score.
+NO_SCORE_INDICATOR = f"missingindicator_{SCORE_COLUMN}"
 
 
-def size_constraints(use_energy_star: bool) -> list[int]:
-    """+1 for every feature that grows with floor area: a bigger building never gets a smaller estimate."""
-    return [1 if name in SIZE_FEATURES else 0 for name in model_feature_names(use_energy_star)]
+def interval_groups(features: pd.DataFrame) -> np.ndarray:
+    """1 for a building without an ENERGY STAR score, else 0: estimates without one are about twice as far
+    off, so each group gets its own conformal quantile (Mondrian conformal prediction)."""
+    if NO_SCORE_INDICATOR not in features:
+        return np.zeros(len(features), dtype=int)
+    return (features[NO_SCORE_INDICATOR].to_numpy(dtype=float) > 0.5).astype(int)
 
 
-def make_learner(name: str, random_state: int, use_energy_star: bool = True, **params: Any) -> IntensityRegressor:
+class ConformalStack(StackingRegressor):
+    """``StackingRegressor`` that remembers the interval group of every training row.
+
+    Its final estimator's residuals come in the training rows' order (``cross_val_predict`` keeps it), so
+    ``interval_groups_[i]`` is the group of ``final_estimator_.residuals_[i]``.
+    """
+
+    def fit(self, X: pd.DataFrame, y: Any, **fit_params: Any) -> Self:
+        super().fit(X, y, **fit_params)
+        self.interval_groups_ = interval_groups(X)
+        return self
+
+
+def monotone_directions(columns: Any) -> list[int]:
+    """+1 where a feature grows with floor area (a bigger building never gets a smaller estimate) or with the
+    intensity the ENERGY STAR score implies, -1 for the score itself (a better score never raises it).
+
+    Read from the column names at fit: the use-type flags and missing-value indicators depend on the rows.
+    """
+    return [1 if name in INCREASING_FEATURES else -1 if name in DECREASING_FEATURES else 0 for name in columns]
+
+
+def with_monotone_constraints(estimator: Any, directions: list[int]) -> Any:
+    """``estimator`` with ``directions`` set under whichever name its library uses."""
+    if isinstance(estimator, XGBRegressor):
+        return estimator.set_params(monotone_constraints=tuple(directions))
+    if isinstance(estimator, LGBMRegressor):
+        return estimator.set_params(monotone_constraints=directions)
+    if isinstance(estimator, ExtraTreesRegressor | HistGradientBoostingRegressor):
+        return estimator.set_params(monotonic_cst=directions)
+    raise TypeError(f"no monotone constraints known for {type(estimator).__name__}")
+
+
+def make_learner(name: str, random_state: int, **params: Any) -> IntensityRegressor:
     """A base learner on log intensity with fixed seed, one thread (folds run in parallel; one row predicts
-    fast) and monotone in floor area."""
-    return IntensityRegressor(make_tree_model(name, random_state, use_energy_star, **params))
+    fast) and monotone in floor area and the ENERGY STAR score."""
+    return IntensityRegressor(make_tree_model(name, random_state, **params))
 
 
-def make_tree_model(name: str, random_state: int, use_energy_star: bool = True, **params: Any) -> Any:
-    """The bare tree ensemble of a base learner."""
-    monotone = size_constraints(use_energy_star)
+def make_tree_model(name: str, random_state: int, **params: Any) -> Any:
+    """The bare tree ensemble of a base learner; ``IntensityRegressor`` adds its monotone constraints."""
     if name == "extra_trees":
-        return ExtraTreesRegressor(random_state=random_state, n_jobs=1, monotonic_cst=monotone, **params)
+        return ExtraTreesRegressor(random_state=random_state, n_jobs=1, **params)
     if name == "xgboost":
-        return XGBRegressor(
-            random_state=random_state, n_jobs=1, tree_method="hist", monotone_constraints=tuple(monotone), **params
-        )
+        return XGBRegressor(random_state=random_state, n_jobs=1, tree_method="hist", **params)
     if name == "lightgbm":
         return LGBMRegressor(
-            random_state=random_state,
-            n_jobs=1,
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
-            monotone_constraints=monotone,
-            **params,
+            random_state=random_state, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1, **params
         )
     if name == "hist_gradient_boosting":
-        return HistGradientBoostingRegressor(random_state=random_state, monotonic_cst=monotone, **params)
+        return HistGradientBoostingRegressor(random_state=random_state, **params)
     raise ValueError(f"unknown learner {name!r}; known: {LEARNERS}")
 
 
@@ -147,6 +175,7 @@ def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str
     )
     steps: list[tuple[str, Any]] = [
         ("clean", CleanBuildings(use_energy_star=use_energy_star)),
+        ("use_flags", UseTypeFlags(min_count=config.features.use_flag_min_count)),
         (
             "features",
             BuildingFeatures(
@@ -158,8 +187,22 @@ def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str
             ),
         ),
         ("use_mix", UseMixEncoder(cv=config.cv_folds, random_state=config.random_state)),
+    ]
+    if use_energy_star:
+        steps.append(
+            (
+                "energy_star",
+                EnergyStarIntensity(
+                    gamma_shape=config.features.energy_star_gamma_shape,
+                    cv=config.cv_folds,
+                    random_state=config.random_state,
+                ),
+            )
+        )
+    # The indicators keep "no score" apart from a median score: most use types cannot get one at all.
+    steps += [
         ("encode", encoder),
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True, add_indicator=True)),
     ]
     # Named columns all the way to the learners (and the explanations); the stack itself stays numeric.
     return [(name, step.set_output(transform="pandas")) for name, step in steps]
@@ -175,7 +218,7 @@ def build_learner_pipeline(
 ) -> TransformedTargetRegressor:
     """Raw record -> kBtu through one base learner: what each grid search tunes."""
     steps = make_preprocessor(config, use_energy_star)
-    pipeline = Pipeline([*steps, ("model", make_learner(name, config.random_state, use_energy_star, **params))])
+    pipeline = Pipeline([*steps, ("model", make_learner(name, config.random_state, **params))])
     return with_log_target(pipeline)
 
 
@@ -183,9 +226,7 @@ def build_stacking_pipeline(
     config: Settings, best_params: dict[str, dict[str, Any]], use_energy_star: bool
 ) -> TransformedTargetRegressor:
     """Raw record -> kBtu through the stack of the four tuned learners and a LinearSVR meta-learner."""
-    estimators = [
-        (name, make_learner(name, config.random_state, use_energy_star, **best_params[name])) for name in LEARNERS
-    ]
+    estimators = [(name, make_learner(name, config.random_state, **best_params[name])) for name in LEARNERS]
     # Scaled inputs and the primal squared-loss solver let LinearSVR(C=10) converge on log predictions.
     meta = ConformalMetaLearner(
         Pipeline(
@@ -204,7 +245,7 @@ def build_stacking_pipeline(
             ]
         )
     )
-    stack = StackingRegressor(
+    stack = ConformalStack(
         estimators=estimators,
         final_estimator=meta,
         cv=KFold(config.cv_folds, shuffle=True, random_state=config.random_state),
