@@ -84,21 +84,30 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from building_energy.models.bench import format_benchmark, paired_difference, run_benchmark
 
     seeds = tuple(args.seeds)
     common = {"data_path": args.data, "profile": args.profile, "seeds": seeds, "n_folds": args.folds}
     with_score = run_benchmark(**common, use_energy_star=not args.no_energy_star, target=args.target)
     print(format_benchmark(with_score))
+    results = [with_score]
     if args.compare_energy_star:
         without = run_benchmark(**common, use_energy_star=False, target=args.target)
         print(format_benchmark(without))
+        results.append(without)
         for metric in ("mape", "r2_log"):
             diff = paired_difference(without, with_score, metric)
             print(
                 f"without - with ENERGY STAR, {metric}: {diff['mean']:+.3f} "
                 f"(95% CI {diff['low']:+.3f} to {diff['high']:+.3f}, {int(diff['n'])} paired folds)"
             )
+    if args.output:
+        folds = pd.concat([result.folds.assign(run=result.label) for result in results], ignore_index=True)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        folds.to_csv(args.output, index=False)
+        print(f"per-fold results written to {args.output}")
     return 0
 
 
@@ -220,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-energy-star", action="store_true")
     bench.add_argument("--compare-energy-star", action="store_true", help="also run without the score, paired")
     bench.add_argument("--target", choices=["energy", "ghg"], default="energy")
+    bench.add_argument("--output", type=Path, default=None, help="also write every fold's figures to this CSV")
     bench.set_defaults(handler=_bench)
 
     tune = sub.add_parser("tune", help="Optuna search of a learner's hyperparameters (resumable, multi-worker)")

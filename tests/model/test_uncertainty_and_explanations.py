@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from building_energy.models.explain import explain
-from building_energy.models.intervals import conformal_halfwidth, predict_interval, stack_residuals
+from building_energy.models.intervals import (
+    conformal_halfwidth,
+    group_halfwidths,
+    predict_interval,
+    stack_groups,
+    stack_residuals,
+)
 from building_energy.models.loading import load_model
 from building_energy.models.train import TrainingResult, prepare_xy
 
@@ -21,6 +27,28 @@ def test_conformal_halfwidth_is_the_corrected_quantile() -> None:
     assert conformal_halfwidth(residuals[:5], 0.9) == np.inf
     with pytest.raises(ValueError, match=r"interval level must be in \(0, 1\)"):
         conformal_halfwidth(residuals, 1.0)
+
+
+def test_a_group_too_small_for_its_quantile_borrows_the_pooled_one() -> None:
+    residuals = np.concatenate([np.linspace(0.0, 1.0, 50), [5.0, 6.0, 7.0]])
+    groups = np.array([0] * 50 + [1] * 3)
+    widths = group_halfwidths(residuals, groups, 0.9)
+    assert widths[0] == conformal_halfwidth(residuals[:50], 0.9)
+    assert widths[1] == conformal_halfwidth(residuals, 0.9)
+
+
+def test_buildings_without_a_score_get_wider_intervals(trained: TrainingResult, sample_buildings: pd.DataFrame) -> None:
+    model = load_model(trained.model_path).model
+    groups = stack_groups(model)
+    assert set(groups) == {0, 1} and len(groups) == len(stack_residuals(model))
+    scored = sample_buildings.assign(ENERGYSTARScore=50.0)
+    unscored = sample_buildings.assign(ENERGYSTARScore=np.nan)
+    ratio = {}
+    for name, frame in (("scored", scored), ("unscored", unscored)):
+        point, lower, upper = predict_interval(model, frame, 0.9)
+        np.testing.assert_allclose(point, model.predict(frame))
+        ratio[name] = upper / lower
+    assert (ratio["unscored"] > ratio["scored"]).all()
 
 
 def test_intervals_cover_the_held_out_buildings(trained: TrainingResult, clean_buildings: pd.DataFrame) -> None:

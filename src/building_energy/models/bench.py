@@ -22,7 +22,17 @@ from building_energy.preprocessing.preprocessor import preprocess_data, remove_o
 
 logger = logging.getLogger(__name__)
 
-REPORTED = ("mape", "median_ape", "r2", "r2_log", "coverage", "median_rel_width", "train_seconds")
+REPORTED = (
+    "mape",
+    "median_ape",
+    "r2",
+    "r2_log",
+    "coverage",
+    "coverage_scored",
+    "coverage_unscored",
+    "median_rel_width",
+    "train_seconds",
+)
 
 
 def trusted_rows(buildings: pd.DataFrame) -> np.ndarray:
@@ -71,7 +81,12 @@ def run_benchmark(
             point, lower, upper = predict_interval(model, X, config.intervals.level)
             truth = y.to_numpy()
             scores = metrics_real(truth, point)
-            scores["coverage"] = float(np.mean((truth >= lower) & (truth <= upper)))
+            covered = (truth >= lower) & (truth <= upper)
+            scored = held_out["ENERGYSTARScore"].notna().to_numpy()
+            scores["coverage"] = float(np.mean(covered))
+            # Per group too: a fine average can hide scored buildings over-covered and the rest under-covered.
+            scores["coverage_scored"] = float(np.mean(covered[scored])) if scored.any() else math.nan
+            scores["coverage_unscored"] = float(np.mean(covered[~scored])) if (~scored).any() else math.nan
             scores["median_rel_width"] = float(np.median((upper - lower) / point))
             scores["train_seconds"] = seconds
             rows.append({"seed": seed, "fold": fold, **scores})
