@@ -49,7 +49,7 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 bench: data
-	$(BIN)/building-energy bench
+	$(BIN)/building-energy bench --compare-energy-star --output reports/bench/folds.csv
 
 # The prediction API over loopback HTTP: latency percentiles, throughput, errors, in-process ratios.
 # Serves artifacts/model.joblib (a `fast` model is trained into a temp dir when there is none).

@@ -249,7 +249,8 @@ def build_stacking_pipeline(
         estimators=estimators,
         final_estimator=meta,
         cv=KFold(config.cv_folds, shuffle=True, random_state=config.random_state),
-        n_jobs=1,
+        # The cross-fitted base predictions run in parallel processes, each learner on one thread.
+        n_jobs=config.n_jobs,
     )
     pipeline = Pipeline([*make_preprocessor(config, use_energy_star), ("model", stack)])
     return with_log_target(pipeline)
