@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 
 from building_energy.features.use_mix import UseMixEncoder
@@ -68,7 +69,25 @@ def test_use_mix_follows_the_estimator_contract(mixed: pd.DataFrame) -> None:
 def test_intensity_regressor_adds_log_area_back() -> None:
     X = pd.DataFrame({"PropertyGFATotal_log": np.log1p([1e4, 2e4, 4e4, 8e4]), "x": [1.0, 2.0, 3.0, 4.0]})
     y = X["PropertyGFATotal_log"] + 0.5 * X["x"]
-    model = IntensityRegressor(LinearRegression()).fit(X, y)
+    model = IntensityRegressor(LinearRegression(), monotone=False).fit(X, y)
     np.testing.assert_allclose(model.predict(X), y)
     np.testing.assert_allclose(model.estimator_.coef_, [0.0, 0.5], atol=1e-9)
     assert clone(model).get_params()["area_feature"] == "PropertyGFATotal_log"
+
+
+def test_intensity_regressor_refuses_to_drop_constraints_silently() -> None:
+    X = pd.DataFrame({"PropertyGFATotal_log": np.log1p([1e4, 2e4, 4e4, 8e4]), "x": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(TypeError, match="no monotone constraints known for LinearRegression"):
+        IntensityRegressor(LinearRegression()).fit(X, X["PropertyGFATotal_log"])
+
+
+def test_constraints_follow_the_column_names() -> None:
+    X = pd.DataFrame(
+        {
+            "PropertyGFATotal_log": np.log1p([1e4, 2e4, 4e4, 8e4]),
+            "ENERGYSTARScore": [90.0, 10.0, 50.0, 70.0],
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    model = IntensityRegressor(HistGradientBoostingRegressor(max_iter=5)).fit(X, X["PropertyGFATotal_log"])
+    assert list(model.estimator_.monotonic_cst) == [1, -1, 0]
