@@ -13,8 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import pandas as pd
 
 from building_energy.api.schemas import city_payload
 from building_energy.config import get_config
+from building_energy.loopback import ServerNotReadyError, answers, free_port, stop_process, wait_until_ready
 from building_energy.models.artifacts import MODEL_FILE
 from building_energy.models.loading import load_model
 from building_energy.models.predict import predict_frame
@@ -76,12 +75,6 @@ class Scenario:
         return float(np.percentile(self.server_latencies_ms, q)) if self.server_latencies_ms else float("nan")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def ensure_model(model: Path, data: Path, workdir: Path) -> Path:
     """``model`` if it exists, else a `fast` model trained into ``workdir`` (said on the output)."""
     if model.is_file():
@@ -99,29 +92,17 @@ def start_server(model: Path, port: int, log_path: Path, startup_seconds: float)
     command = [sys.executable, "-m", "building_energy.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen([*command, "--model", str(model)], stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    deadline = time.monotonic() + startup_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see {log_path}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    stop_server(process)
-    raise RuntimeError(f"the server was not ready after {startup_seconds:.0f} s; see {log_path}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        wait_until_ready(
+            process,
+            lambda: answers(f"http://127.0.0.1:{port}/health"),
+            startup_seconds,
+            details=lambda: f"see {log_path}",
+        )
+    except ServerNotReadyError:
+        stop_process(process)
+        raise
+    return process
 
 
 def cpu_seconds(pid: int) -> float:
@@ -305,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = (port, process.pid, log_path)
             scenarios = asyncio.run(run_http(server, singles, batches, args.concurrency, args.budget_seconds))
         finally:
-            stop_server(process)
+            stop_process(process)
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         return report(scenarios, in_process)
 

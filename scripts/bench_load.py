@@ -16,7 +16,6 @@ import asyncio
 import json
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import httpx
 
 from building_energy.api.schemas import city_payload
 from building_energy.config import get_config
+from building_energy.loopback import ServerNotReadyError, answers, free_port, stop_process, wait_until_ready
 from building_energy.models.artifacts import MODEL_FILE
 from building_energy.preprocessing.preprocessor import preprocess_data
 
@@ -55,12 +55,6 @@ class Results:
     latencies_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     outcomes: Counter[str] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def malformed_requests(example: dict[str, Any], max_batch: int, max_body: int, max_depth: int) -> list[PlannedRequest]:
@@ -135,30 +129,21 @@ def start_server(
     command += ["--model", str(model), "--workers", str(workers)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 (our own CLI)
-    deadline = time.monotonic() + startup_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}; see {log_path}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=5).status_code == 200 and (
-                len(worker_pids(process.pid)) == workers
-            ):
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    stop_server(process)
-    raise SystemExit(f"the server did not answer /health within {startup_seconds:.0f} s; see {log_path}")
+    try:
+        wait_until_ready(
+            process,
+            lambda: answers(f"http://{HOST}:{port}/health") and len(worker_pids(process.pid)) == workers,
+            startup_seconds,
+            details=lambda: f"see {log_path}",
+        )
+    except ServerNotReadyError as error:
+        stop_server(process)
+        raise SystemExit(str(error)) from error
+    return process
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+    stop_process(process, signal.SIGTERM, timeout=60)
 
 
 def outcome(request: PlannedRequest, status: int) -> str:

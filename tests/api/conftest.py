@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,6 @@ def api_settings(model_source: str | Path, **api: Any) -> Settings:
 def building_payload(row: pd.Series) -> dict[str, Any]:
     """A City record as a client would post it: the model's input columns, unknown values left out."""
     return city_payload(row)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +22,10 @@ from building_energy.api import create_app
 from building_energy.api.schemas import EXAMPLE_BUILDING
 from building_energy.api.security import json_depth
 from building_energy.config import get_config
+from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.artifacts import MODEL_FILE, load_artifact, save_artifacts
 from building_energy.models.train import TrainingResult
-from tests.api.conftest import api_settings, free_port
+from tests.api.conftest import api_settings
 
 CLI = str(Path(sys.executable).parent / "building-energy")
 TOKEN = "correct horse battery staple"  # noqa: S105 (a test's own token)
@@ -241,18 +241,12 @@ def live_two_workers(trained: TrainingResult, tmp_path: Path) -> Iterator[str]:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        assert process.poll() is None, (tmp_path / "server.log").read_text()
+        wait_until_ready(
+            process, lambda: answers(f"{base_url}/health"), 300, details=(tmp_path / "server.log").read_text
+        )
         yield base_url
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        stop_process(process, signal.SIGTERM, timeout=60)
 
 
 async def _post_oversized(base_url: str, count: int, size: int, concurrency: int) -> Counter[str]:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,8 @@ import httpx
 import pytest
 
 from building_energy.api.schemas import EXAMPLE_BUILDING
+from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.train import TrainingResult
-from tests.api.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -39,30 +38,16 @@ def live_server(trained: TrainingResult) -> Iterator[tuple[str, subprocess.Popen
     port = free_port()
     process = _serve(trained.model_path, port)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_SECONDS
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"server exited with {process.returncode}: {process.stdout.read() if process.stdout else ''}"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready on {url} after {STARTUP_SECONDS} s")
-            time.sleep(0.5)
+        wait_until_ready(
+            process,
+            lambda: answers(f"{url}/health"),
+            STARTUP_SECONDS,
+            details=lambda: process.stdout.read() if process.stdout and process.poll() is not None else "",
+        )
         yield url, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 def test_the_live_server_predicts_over_real_http(live_server: tuple[str, subprocess.Popen[str]]) -> None:

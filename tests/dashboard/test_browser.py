@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.train import TrainingResult
 from tests.dashboard.browser import CHROMIUM, Chromium
 
@@ -43,31 +41,10 @@ _METRICS = "Array.from(document.querySelectorAll('[data-testid=\"stMetricValue\"
 _HEADING = "document.querySelector('h1') ? document.querySelector('h1').innerText : ''"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the dashboard exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback URL built here)
-                if response.read().strip() == b"ok":
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"the dashboard did not answer {url} in {SERVER_START_SECONDS} s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def dashboard_url(trained: TrainingResult, data_path: Path, tmp_path: Path) -> Iterator[str]:
     """``building-energy dashboard`` on a free loopback port, with the session model; stopped afterwards."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dashboard.log"
     env = {**os.environ, "BE_PATHS__DATA": str(data_path)}
     command = [sys.executable, "-m", "building_energy.cli", "dashboard", "--model", str(trained.model_path)]
@@ -75,15 +52,17 @@ def dashboard_url(trained: TrainingResult, data_path: Path, tmp_path: Path) -> I
     with log.open("wb") as output:
         server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server, log)
+        wait_until_ready(
+            server,
+            lambda: answers(f"http://127.0.0.1:{port}/_stcore/health", body=b"ok"),
+            SERVER_START_SECONDS,
+            what="the dashboard",
+            details=log.read_text,
+            poll=1,
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the CLI and the streamlit it started
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=60)
+        stop_process(server, signal.SIGTERM, timeout=60, group=True)  # the CLI and the streamlit it started
 
 
 def test_dashboard_renders_in_chromium(dashboard_url: str, tmp_path: Path) -> None:

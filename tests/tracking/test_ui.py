@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +14,7 @@ from mlflow import MlflowClient
 
 from building_energy.cli import main
 from building_energy.config import get_config
+from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.tracking.record import TrainingRecord
 from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT
 
@@ -23,33 +22,12 @@ TRACKING = get_config().tracking
 STARTUP_LIMIT_SECONDS = 240
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Poll ``/health`` until the server answers; fail with its log if it exits or never comes up."""
-    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the UI exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"the UI did not answer within {STARTUP_LIMIT_SECONDS} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 @TRAINING_FIXTURE_TIMEOUT
 def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord, tmp_path: Path) -> None:
     assert recorded.tracked is not None
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "ui.log"
     command = [str(Path(sys.executable).parent / "building-energy"), "ui", "--port", str(port)]
@@ -58,7 +36,14 @@ def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord
         # Its own session: the server's workers are stopped together with it.
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            _wait_until_healthy(process, url, log)
+            wait_until_ready(
+                process,
+                lambda: answers(f"{url}/health"),
+                STARTUP_LIMIT_SECONDS,
+                what="the UI",
+                details=lambda: log.read_text()[-3000:],
+                poll=1,
+            )
             page = httpx.get(url, timeout=30)
             assert page.status_code == 200
             assert "MLflow" in page.text
@@ -74,12 +59,7 @@ def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord
             artifact_names = {Path(a.path).name for a in server.list_artifacts(run.info.run_id, "artifacts")}
             assert "model.joblib" in artifact_names
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+            stop_process(process, signal.SIGTERM, timeout=30, group=True)
 
 
 def test_ui_refuses_a_remote_tracking_server(
