@@ -13,6 +13,17 @@ from building_energy.models.train import TrainingResult
 # Whichever test first uses `recorded` (or `worse_training`) pays for its trainings, the comparison's refit
 # and the MLflow runs on top of its own work; on a shared 2-core machine that can pass the default limit.
 TRAINING_FIXTURE_TIMEOUT = pytest.mark.timeout(1800)
+# What a tracked training writes beside the model, spelled out: the files are the contract, not the constants.
+TRAINING_OUTPUTS = frozenset(
+    {
+        "model.joblib",
+        "model.joblib.sha256",
+        "best_params.joblib",
+        "metrics.json",
+        "compare_report.json",
+        "compare_report.joblib",
+    }
+)
 
 
 def sqlite_uri(folder: Path) -> str:
