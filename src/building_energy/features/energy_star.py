@@ -40,8 +40,10 @@ def fit_score_relation(
     """
     scored = np.isfinite(log_ratio) & np.isfinite(intensity)
     frame = pd.DataFrame({"use": use_types[scored], "g": log_ratio[scored], "z": intensity[scored]})
-    if frame.empty:
-        return 0.0, float(np.nanmean(intensity)) if np.isfinite(intensity).any() else 0.0, pd.Series(dtype=float)
+    if frame.empty:  # no scored building to learn from: every score maps to the mean intensity
+        known = intensity[np.isfinite(intensity)]
+        prior = float(known.mean()) if known.size else 0.0
+        return 0.0, prior, pd.Series(dtype=float)
     centred = frame[["g", "z"]] - frame.groupby("use")[["g", "z"]].transform("mean")
     spread = float((centred["g"] ** 2).sum())
     slope = float((centred["g"] * centred["z"]).sum() / spread) if spread > 0 else 0.0

@@ -11,19 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from building_energy.models.pipeline import interval_groups
+from building_energy.models.pipeline import INTERVAL_GROUPS, interval_groups
+
+
+def _stack(model: Any) -> Any:
+    return model.regressor_.steps[-1][1]
 
 
 def stack_residuals(model: Any) -> np.ndarray:
     """Out-of-fold log residuals kept by the stack's ``ConformalMetaLearner`` at training."""
-    stack = model.regressor_.steps[-1][1]
-    return np.asarray(stack.final_estimator_.residuals_, dtype=float)
+    return np.asarray(_stack(model).final_estimator_.residuals_, dtype=float)
 
 
 def stack_groups(model: Any) -> np.ndarray:
     """The interval group of each residual (all 0 for a model saved before groups existed)."""
-    stack = model.regressor_.steps[-1][1]
-    groups = getattr(stack, "interval_groups_", None)
+    groups = getattr(_stack(model), "interval_groups_", None)
     return np.zeros(len(stack_residuals(model)), dtype=int) if groups is None else np.asarray(groups)
 
 
@@ -39,14 +41,12 @@ def conformal_halfwidth(residuals: np.ndarray, level: float) -> float:
     return float(scores[rank - 1])
 
 
-def group_halfwidths(residuals: np.ndarray, groups: np.ndarray, level: float) -> dict[int, float]:
-    """Half-width per group; a group too small for its own quantile falls back to all residuals."""
+def group_halfwidths(residuals: np.ndarray, groups: np.ndarray, level: float) -> np.ndarray:
+    """Half-width of each interval group, indexed by group; a group too small for its own quantile falls back
+    to all residuals."""
     pooled = conformal_halfwidth(residuals, level)
-    widths = {}
-    for group in np.unique(groups):
-        own = conformal_halfwidth(residuals[groups == group], level)
-        widths[int(group)] = own if math.isfinite(own) else pooled
-    return widths
+    own = (conformal_halfwidth(residuals[groups == group], level) for group in INTERVAL_GROUPS)
+    return np.array([width if math.isfinite(width) else pooled for width in own])
 
 
 def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,11 +54,7 @@ def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.n
     pipeline = model.regressor_
     features = pipeline[:-1].transform(X)
     # Equal to model.predict(X): the log-target wrapper's inverse of the stack's log prediction.
-    log_point = np.asarray(pipeline.steps[-1][1].predict(features), dtype=float)
-    point = np.asarray(model.inverse_func(log_point), dtype=float)
-    residuals = stack_residuals(model)
-    widths = group_halfwidths(residuals, stack_groups(model), level)
-    pooled = conformal_halfwidth(residuals, level)
-    halfwidth = np.array([widths.get(int(group), pooled) for group in interval_groups(features)])
+    point = np.asarray(model.inverse_func(_stack(model).predict(features)), dtype=float)
+    halfwidth = group_halfwidths(stack_residuals(model), stack_groups(model), level)[interval_groups(features)]
     log_point = np.log1p(np.clip(point, 0, None))
     return point, np.expm1(log_point - halfwidth), np.expm1(log_point + halfwidth)

@@ -97,6 +97,8 @@ class ConformalMetaLearner(RegressorMixin, BaseEstimator):
 
 # SimpleImputer's indicator of a building given without an ENERGY STAR score.
 NO_SCORE_INDICATOR = f"missingindicator_{SCORE_COLUMN}"
+# 0: with an ENERGY STAR score, 1: without one.
+INTERVAL_GROUPS = (0, 1)
 
 
 def interval_groups(features: pd.DataFrame) -> np.ndarray:
