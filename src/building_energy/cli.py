@@ -14,7 +14,7 @@ from building_energy.config import get_config
 logger = logging.getLogger("building_energy")
 
 # Kept here rather than imported: the parser must not import the model stack (slow) to print --help.
-LEARNER_NAMES = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
+LEARNER_NAMES = ("extra_trees", "xgboost", "lightgbm", "svr")
 
 
 def _train(args: argparse.Namespace) -> int:

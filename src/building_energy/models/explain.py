@@ -1,6 +1,7 @@
 """Why a building gets its estimate: SHAP contributions of the stacked pipeline, per input field.
 
-Each base learner's tree SHAP values (on log intensity) are combined through the meta-learner's linear
+Each base learner's tree SHAP values (on log intensity; the kernel learner's own exact split, see
+``MonotoneSVR.contributions``) are combined through the meta-learner's linear
 weights, the floor-area offset every base learner adds back is credited to the floor area, and the
 engineered features are summed into the City's fields a user recognises.
 """
@@ -15,6 +16,7 @@ import pandas as pd
 import shap
 
 from building_energy.features.use_flags import FLAG_PREFIX
+from building_energy.models.monotone_svr import MonotoneSVR
 from building_energy.models.pipeline import AREA_FEATURE
 
 # SimpleImputer's name for the column that says a value was missing.
@@ -85,6 +87,14 @@ def _meta_weights(stack: Any) -> tuple[np.ndarray, float]:
     return weights, intercept
 
 
+def _learner_contributions(estimator: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | float]:
+    """One base learner's per-feature contributions (on log intensity) and the baseline they start from."""
+    if isinstance(estimator, MonotoneSVR):
+        return estimator.contributions(features)
+    explainer = shap.TreeExplainer(estimator)
+    return np.asarray(explainer.shap_values(features), dtype=float), float(np.ravel(explainer.expected_value)[0])
+
+
 def explain(model: Any, raw_buildings: pd.DataFrame) -> Explanation:
     """SHAP contributions of every input field for each row of ``raw_buildings`` (log scale)."""
     pipeline = getattr(model, "model", model).regressor_
@@ -95,9 +105,9 @@ def explain(model: Any, raw_buildings: pd.DataFrame) -> Explanation:
     by_feature = np.zeros(features.shape)
     baseline = np.full(len(features), intercept)
     for weight, learner in zip(weights, stack.estimators_, strict=True):
-        explainer = shap.TreeExplainer(learner.estimator_)
-        by_feature += weight * np.asarray(explainer.shap_values(features), dtype=float)
-        baseline += weight * float(np.ravel(explainer.expected_value)[0])
+        learner_by_feature, learner_baseline = _learner_contributions(learner.estimator_, features)
+        by_feature += weight * learner_by_feature
+        baseline += weight * learner_baseline
     # Each learner predicts intensity and adds log floor area back: credit that to the floor area,
     # measured from the median training building (the imputer's statistic).
     imputer = preprocess.named_steps["impute"]

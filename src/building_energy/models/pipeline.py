@@ -10,7 +10,7 @@ import pandas as pd
 from lightgbm import LGBMRegressor
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, StackingRegressor
+from sklearn.ensemble import ExtraTreesRegressor, StackingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
@@ -27,12 +27,14 @@ from building_energy.features.energy_star import SCORE_COLUMN, EnergyStarIntensi
 from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures
 from building_energy.features.use_flags import UseTypeFlags
 from building_energy.features.use_mix import UseMixEncoder
+from building_energy.models.monotone_svr import MonotoneSVR
 from building_energy.preprocessing.transformers import CleanBuildings
 
-LEARNERS = ("extra_trees", "xgboost", "lightgbm", "hist_gradient_boosting")
+LEARNERS = ("extra_trees", "xgboost", "lightgbm", "svr")
 AREA_FEATURE = "PropertyGFATotal_log"
 INCREASING_FEATURES: tuple[str, ...] = (*SIZE_FEATURES, ENERGY_STAR_INTENSITY)
 DECREASING_FEATURES: tuple[str, ...] = (SCORE_COLUMN,)
+RAW_SIZE_FEATURES: tuple[str, ...] = tuple(name for name in SIZE_FEATURES if not name.endswith("_log"))
 
 
 @functools.cache
@@ -54,7 +56,7 @@ class IntensityRegressor(RegressorMixin, BaseEstimator):
         self.monotone = monotone
 
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
-        # One OpenMP thread here too: CV folds already run in parallel processes, and HistGradientBoosting's
+        # One OpenMP thread here too: CV folds already run in parallel processes, and a learner's OpenMP
         # thread teams on top of them oversubscribe the cores (a fit measured 4.15 s threaded, 0.65 s not).
         estimator = clone(self.estimator)
         if self.monotone:
@@ -66,8 +68,8 @@ class IntensityRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        # One OpenMP thread: HistGradientBoosting would otherwise start a thread team for each of its trees,
-        # which costs more than the tree for the few rows a request scores and stalls on a busy machine.
+        # One OpenMP thread: a learner that starts a thread team per tree (HistGradientBoosting did) spends more
+        # on it than on the tree for the few rows a request scores, and stalls on a busy machine.
         # The limit is per calling thread, and the predictions do not depend on it.
         with _openmp().limit(limits=1, user_api="openmp"):
             predicted = self.estimator_.predict(X)
@@ -137,8 +139,10 @@ def with_monotone_constraints(estimator: Any, directions: list[int]) -> Any:
         return estimator.set_params(monotone_constraints=tuple(directions))
     if isinstance(estimator, LGBMRegressor):
         return estimator.set_params(monotone_constraints=directions)
-    if isinstance(estimator, ExtraTreesRegressor | HistGradientBoostingRegressor):
+    if isinstance(estimator, ExtraTreesRegressor):
         return estimator.set_params(monotonic_cst=directions)
+    if isinstance(estimator, MonotoneSVR):
+        return estimator.set_params(monotone_constraints=directions)
     raise TypeError(
         f"no monotone constraints known for {type(estimator).__name__}; pass IntensityRegressor(monotone=False)"
     )
@@ -147,11 +151,11 @@ def with_monotone_constraints(estimator: Any, directions: list[int]) -> Any:
 def make_learner(name: str, random_state: int, **params: Any) -> IntensityRegressor:
     """A base learner on log intensity with fixed seed, one thread (folds run in parallel; one row predicts
     fast) and monotone in floor area and the ENERGY STAR score."""
-    return IntensityRegressor(make_tree_model(name, random_state, **params))
+    return IntensityRegressor(make_base_model(name, random_state, **params))
 
 
-def make_tree_model(name: str, random_state: int, **params: Any) -> Any:
-    """The bare tree ensemble of a base learner; ``IntensityRegressor`` adds its monotone constraints."""
+def make_base_model(name: str, random_state: int, **params: Any) -> Any:
+    """The bare model of a base learner; ``IntensityRegressor`` adds its monotone constraints."""
     if name == "extra_trees":
         return ExtraTreesRegressor(random_state=random_state, n_jobs=1, **params)
     if name == "xgboost":
@@ -160,8 +164,9 @@ def make_tree_model(name: str, random_state: int, **params: Any) -> Any:
         return LGBMRegressor(
             random_state=random_state, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1, **params
         )
-    if name == "hist_gradient_boosting":
-        return HistGradientBoostingRegressor(random_state=random_state, **params)
+    if name == "svr":
+        # Deterministic without a seed. Raw areas left out: their logs carry the size, linearly.
+        return MonotoneSVR(ignored_features=RAW_SIZE_FEATURES, **params)
     raise ValueError(f"unknown learner {name!r}; known: {LEARNERS}")
 
 
