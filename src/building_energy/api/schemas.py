@@ -9,12 +9,14 @@ rejected: the model never reads it, and a silently ignored key hides a typo.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from building_energy.data.columns import BUILDING_ID, NUMERIC_INPUTS
 
@@ -129,6 +131,24 @@ class BuildingIn(BaseModel):
         None, alias="ENERGYSTARScore", ge=0, le=100, description="Optional; the model imputes it when unknown"
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def refuse_booleans_and_strings_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic's lax mode would read true as 1 and "1927" as 1927; the schema promises a JSON number, so
+        they are refused like any other wrong type (88434 for a float and 7.0 for an integer stay accepted,
+        as JSON Schema allows)."""
+        kind = _NUMBER_KIND.get(str(info.field_name))
+        if kind is not None and isinstance(value, bool | str):
+            raise PydanticCustomError(
+                f"{kind}_type",
+                "Input should be a valid {kind}, not a JSON {got}",
+                {
+                    "kind": "integer" if kind == "int" else "number",
+                    "got": "boolean" if isinstance(value, bool) else "string",
+                },
+            )
+        return value
+
     def city_record(self) -> dict[str, Any]:
         """The building under the City's column names (unknown values as ``None``)."""
         return self.model_dump(by_alias=True)
@@ -136,6 +156,12 @@ class BuildingIn(BaseModel):
 
 CITY_COLUMNS: tuple[str, ...] = tuple(field.alias or name for name, field in BuildingIn.model_fields.items())
 _NUMERIC = frozenset({BUILDING_ID, *NUMERIC_INPUTS})
+# Field name -> "int" or "float", for the numeric fields only.
+_NUMBER_KIND: dict[str, str] = {
+    name: "int" if int in (typing.get_args(field.annotation) or (field.annotation,)) else "float"
+    for name, field in BuildingIn.model_fields.items()
+    if (field.alias or name) in _NUMERIC
+}
 
 
 def city_payload(record: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
