@@ -50,6 +50,8 @@ def test_final_estimator_is_a_stack_inside_the_log_target(trained: TrainingResul
     stack = model.regressor_.steps[-1][1]
     assert isinstance(stack, StackingRegressor)
     assert [name for name, _ in stack.estimators] == ["extra_trees", "xgboost", "lightgbm", "svr"]
+    # A negative weight would turn a learner's monotone constraints around.
+    assert (stack.final_estimator_.estimator_.coef_ >= 0).all()
 
 
 def test_metrics_are_computed_on_kbtu(trained: TrainingResult) -> None:

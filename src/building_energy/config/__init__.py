@@ -38,11 +38,6 @@ class FeatureParams(BaseModel):
     energy_star_gamma_shape: float = Field(gt=0)
 
 
-class StackingParams(BaseModel):
-    meta_c: float = Field(gt=0)
-    meta_max_iter: int = Field(gt=0)
-
-
 class DashboardSettings(BaseModel):
     """The Streamlit dashboard: which model it shows and how it is served."""
 
@@ -151,7 +146,6 @@ class Settings(BaseSettings):
     target: Literal["energy", "ghg"] = "energy"
     paths: Paths
     features: FeatureParams
-    stacking: StackingParams
     intervals: IntervalParams
     tuning: TuningSettings
     dashboard: DashboardSettings

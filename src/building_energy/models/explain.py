@@ -79,12 +79,9 @@ class Explanation:
 
 
 def _meta_weights(stack: Any) -> tuple[np.ndarray, float]:
-    """Linear weights of the meta-learner on each base prediction, and its intercept, unscaled."""
+    """Linear weights of the meta-learner on each base prediction, and its intercept."""
     meta = stack.final_estimator_.estimator_
-    scaler, svr = meta.named_steps["scale"], meta.named_steps["svr"]
-    weights = np.asarray(svr.coef_, dtype=float) / scaler.scale_
-    intercept = float(np.ravel(svr.intercept_)[0] - np.sum(weights * scaler.mean_))
-    return weights, intercept
+    return np.asarray(meta.coef_, dtype=float), float(meta.intercept_)
 
 
 def _learner_contributions(estimator: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | float]:

