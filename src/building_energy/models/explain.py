@@ -1,9 +1,9 @@
 """Why a building gets its estimate: SHAP contributions of the stacked pipeline, per input field.
 
-Each base learner's tree SHAP values (on log intensity; the kernel learner's own exact split, see
-``MonotoneSVR.contributions``) are combined through the meta-learner's linear
-weights, the floor-area offset every base learner adds back is credited to the floor area, and the
-engineered features are summed into the City's fields a user recognises.
+Each base learner's contributions on log intensity (tree SHAP for the trees, ``MonotoneSVR.contributions``
+for the kernel learner) are combined through the meta-learner's linear weights, the floor-area offset every
+base learner adds back is credited to the floor area, and the engineered features are summed into the City's
+fields a user recognises.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class MonotoneSVR(RegressorMixin, BaseEstimator):
 
         target = np.asarray(y, dtype=float)
         values = X.to_numpy(dtype=float)
-        signed = values[:, self.linear_mask_] * self.signs_
+        signed = self._signed(values)
         # positive=True on sign-flipped features: each coefficient points the way its constraint says.
         linear = make_pipeline(StandardScaler(), LinearRegression(positive=True))
         self.linear_ = (DummyRegressor() if signed.shape[1] == 0 else linear).fit(signed, target)
@@ -69,7 +69,7 @@ class MonotoneSVR(RegressorMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         values = self._values(X)
-        linear = self.linear_.predict(values[:, self.linear_mask_] * self.signs_)
+        linear = self.linear_.predict(self._signed(values))
         return np.asarray(linear + self.kernel_.predict(values[:, self.kernel_mask_]), dtype=float)
 
     def contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +84,7 @@ class MonotoneSVR(RegressorMixin, BaseEstimator):
         values = self._values(X)
         by_feature = np.zeros(values.shape)
         baseline = np.zeros(len(values))
-        signed = values[:, self.linear_mask_] * self.signs_
+        signed = self._signed(values)
         if isinstance(self.linear_, DummyRegressor):
             baseline += float(np.ravel(self.linear_.constant_)[0])
         else:
@@ -121,6 +121,10 @@ class MonotoneSVR(RegressorMixin, BaseEstimator):
             np.abs(attributions), magnitude[:, None], out=np.zeros_like(attributions), where=magnitude[:, None] > 0
         )
         return attributions + share * remainder[:, None], baseline
+
+    def _signed(self, values: np.ndarray) -> np.ndarray:
+        """The linear term's inputs: the constrained features, flipped so that each one may only raise it."""
+        return values[:, self.linear_mask_] * self.signs_
 
     def _values(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "kernel_")
