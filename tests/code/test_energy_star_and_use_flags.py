@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from building_energy.features.energy_star import EnergyStarIntensity, score_log_ratio
+from building_energy.features.energy_star import EnergyStarIntensity, ScorableUseType, score_log_ratio
 from building_energy.features.use_flags import UseTypeFlags, flag_name
 
 
@@ -98,3 +98,18 @@ def test_flags_mark_every_listed_frequent_use() -> None:
 def test_flag_names_are_safe_for_every_learner() -> None:
     assert flag_name("Fitness Center/Health Club/Gym") == "HasUse_FITNESS_CENTER_HEALTH_CLUB_GYM"
     assert flag_name("Other - Lodging/Residential") == "HasUse_OTHER_LODGING_RESIDENTIAL"
+
+
+def test_scorable_use_types_match_whatever_the_spelling() -> None:
+    # The frame as CleanBuildings leaves it: categories already normalised.
+    use_types = ["OFFICE", "SUPERMARKET/GROCERY STORE", "SELF-STORAGE FACILITY", np.nan]
+    frame = pd.DataFrame({"LargestPropertyUseType": use_types})
+    before = frame.copy()
+    flags = ScorableUseType(use_types=["office ", "Supermarket / Grocery Store"])
+    out = flags.fit(frame).transform(frame)
+    assert out["ScorableUseType"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    pd.testing.assert_frame_equal(frame, before)
+    assert list(flags.get_feature_names_out()) == [*frame.columns, "ScorableUseType"]
+    assert clone(flags).get_params() == flags.get_params()
+    with pytest.raises(NotFittedError):
+        ScorableUseType(use_types=["Office"]).transform(frame)

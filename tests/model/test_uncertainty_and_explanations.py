@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from building_energy.models.intervals import (
     stack_residuals,
 )
 from building_energy.models.loading import load_model
+from building_energy.models.pipeline import interval_groups
 from building_energy.models.train import TrainingResult, prepare_xy
 
 pytestmark = pytest.mark.slow
@@ -35,6 +38,29 @@ def test_a_group_too_small_for_its_quantile_borrows_the_pooled_one() -> None:
     widths = group_halfwidths(residuals, groups, 0.9)
     assert widths[0] == conformal_halfwidth(residuals[:50], 0.9)
     assert widths[1] == conformal_halfwidth(residuals, 0.9)
+
+
+def test_without_a_score_column_the_groups_follow_the_scorable_use_types() -> None:
+    scored_model = pd.DataFrame({"missingindicator_ENERGYSTARScore": [0.0, 1.0], "ScorableUseType": [0.0, 1.0]})
+    np.testing.assert_array_equal(interval_groups(scored_model), [0, 1])  # the score's presence wins
+    unscored_model = pd.DataFrame({"ScorableUseType": [1.0, 0.0, 1.0]})
+    np.testing.assert_array_equal(interval_groups(unscored_model), [0, 1, 0])
+    np.testing.assert_array_equal(interval_groups(pd.DataFrame({"YearBuilt": [1990.0, 2000.0]})), [0, 0])
+
+
+def test_a_model_trained_without_the_score_widens_intervals_for_unscorable_use_types(
+    train_fast: Callable[..., TrainingResult], sample_buildings: pd.DataFrame
+) -> None:
+    model = load_model(train_fast(use_energy_star=False).model_path).model
+    groups = stack_groups(model)
+    assert set(groups) == {0, 1} and len(groups) == len(stack_residuals(model))
+    ratio = {}
+    for use_type in ("Office", "Self-Storage Facility"):
+        frame = sample_buildings.assign(LargestPropertyUseType=use_type, ENERGYSTARScore=np.nan)
+        point, lower, upper = predict_interval(model, frame, 0.9)
+        np.testing.assert_allclose(point, model.predict(frame))
+        ratio[use_type] = upper / lower
+    assert (ratio["Self-Storage Facility"] > ratio["Office"]).all()
 
 
 def test_buildings_without_a_score_get_wider_intervals(trained: TrainingResult, sample_buildings: pd.DataFrame) -> None:

@@ -36,6 +36,9 @@ class FeatureParams(BaseModel):
     use_flag_min_count: int = Field(gt=0)
     # Spread of EPA's actual-to-predicted intensity ratio, through which a score maps back to a ratio.
     energy_star_gamma_shape: float = Field(gt=0)
+    # Largest use types Portfolio Manager gives a score to: a model trained without the score calibrates
+    # its intervals for these buildings apart from the others.
+    energy_star_scorable_use_types: list[str] = Field(min_length=1)
 
 
 class DashboardSettings(BaseModel):

@@ -8,6 +8,7 @@ trees split on one type at a time but which this encoder fits once across all ty
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -17,10 +18,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from building_energy.preprocessing.categories import normalise_category
+
 SCORE_COLUMN = "ENERGYSTARScore"
 TYPE_COLUMN = "LargestPropertyUseType"
 AREA_COLUMN = "PropertyGFATotal"
 OUTPUT_COLUMN = "EnergyStarIntensity"
+SCORABLE_COLUMN = "ScorableUseType"
 
 
 def score_log_ratio(score: np.ndarray, shape: float) -> np.ndarray:
@@ -114,3 +118,29 @@ class EnergyStarIntensity(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "baselines_")
         return np.asarray([*self.feature_names_in_, OUTPUT_COLUMN], dtype=object)
+
+
+class ScorableUseType(TransformerMixin, BaseEstimator):
+    """Adds ``ScorableUseType``: 1 where Portfolio Manager scores the building's largest use type, else 0.
+
+    A model trained without the score cannot see which buildings had one; this column lets its intervals
+    still calibrate apart the buildings EPA can score, whose energy is more regular, from the rest.
+    ``use_types`` are matched after the same spelling normalisation as every other category.
+    """
+
+    def __init__(self, use_types: Sequence[str] = ()) -> None:
+        self.use_types = use_types
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        self.scorable_ = frozenset(normalise_category(pd.Series(list(self.use_types), dtype=object)).dropna())
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "scorable_")
+        return X.assign(**{SCORABLE_COLUMN: [float(use in self.scorable_) for use in X[TYPE_COLUMN]]})
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "scorable_")
+        return np.asarray([*self.feature_names_in_, SCORABLE_COLUMN], dtype=object)

@@ -23,7 +23,7 @@ from xgboost import XGBRegressor
 from building_energy.config import Settings
 from building_energy.data.columns import CATEGORICAL_INPUTS
 from building_energy.features.energy_star import OUTPUT_COLUMN as ENERGY_STAR_INTENSITY
-from building_energy.features.energy_star import SCORE_COLUMN, EnergyStarIntensity
+from building_energy.features.energy_star import SCORABLE_COLUMN, SCORE_COLUMN, EnergyStarIntensity, ScorableUseType
 from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures
 from building_energy.features.use_flags import UseTypeFlags
 from building_energy.features.use_mix import UseMixEncoder
@@ -99,16 +99,22 @@ class ConformalMetaLearner(RegressorMixin, BaseEstimator):
 
 # SimpleImputer's indicator of a building given without an ENERGY STAR score.
 NO_SCORE_INDICATOR = f"missingindicator_{SCORE_COLUMN}"
-# 0: with an ENERGY STAR score, 1: without one.
+# 0: with an ENERGY STAR score (or, for a model trained without scores, of a type EPA scores), 1: the rest.
 INTERVAL_GROUPS = (0, 1)
 
 
 def interval_groups(features: pd.DataFrame) -> np.ndarray:
     """1 for a building without an ENERGY STAR score, else 0: estimates without one are about twice as far
-    off, so each group gets its own conformal quantile (Mondrian conformal prediction)."""
-    if NO_SCORE_INDICATOR not in features:
-        return np.zeros(len(features), dtype=int)
-    return (features[NO_SCORE_INDICATOR].to_numpy(dtype=float) > 0.5).astype(int)
+    off, so each group gets its own conformal quantile (Mondrian conformal prediction).
+
+    A model trained without the score splits by whether EPA scores the building's use type: those are the
+    buildings a score would have come with, and the same buildings its estimates are closer for.
+    """
+    if NO_SCORE_INDICATOR in features:
+        return (features[NO_SCORE_INDICATOR].to_numpy(dtype=float) > 0.5).astype(int)
+    if SCORABLE_COLUMN in features:
+        return (features[SCORABLE_COLUMN].to_numpy(dtype=float) < 0.5).astype(int)
+    return np.zeros(len(features), dtype=int)
 
 
 class ConformalStack(StackingRegressor):
@@ -211,6 +217,8 @@ def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str
                 ),
             )
         )
+    else:
+        steps.append(("scorable", ScorableUseType(use_types=config.features.energy_star_scorable_use_types)))
     # The indicators keep "no score" apart from a median score: most use types cannot get one at all.
     steps += [
         ("encode", encoder),
