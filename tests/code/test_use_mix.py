@@ -1,4 +1,4 @@
-"""The floor-area-weighted use-mix encoding and the intensity learner."""
+"""The use-mix encoding (use intensities added up by floor area) and the intensity learner."""
 
 from __future__ import annotations
 
@@ -32,14 +32,48 @@ def _log_energy(frame: pd.DataFrame, intensity: list[float]) -> np.ndarray:
     return np.log1p(frame["PropertyGFATotal"].to_numpy()) + np.asarray(intensity)
 
 
-def test_encoding_weights_use_types_by_floor_area(mixed: pd.DataFrame) -> None:
+def test_encoding_weights_use_intensities_by_floor_area(mixed: pd.DataFrame) -> None:
     y = _log_energy(mixed, [1.0, 2.0, 5.0, 1.0, 5.0, 3.0])
-    encoder = UseMixEncoder(smoothing=0.0).fit(mixed, y)
+    encoder = UseMixEncoder(shrinkage=0.0).fit(mixed, y)
     out = encoder.transform(mixed)
     office, data_centre = encoder.means_["OFFICE"], encoder.means_["DATA CENTER"]
     assert data_centre > office
-    assert out["UseMixIntensity"].iloc[1] == pytest.approx(0.6 * office + 0.4 * data_centre)
+    # Energy adds up over the uses in kBtu, so the mix's log intensity is not the mean of the logs.
+    mix = np.log(0.6 * np.exp(office) + 0.4 * np.exp(data_centre))
+    assert out["UseMixIntensity"].iloc[1] == pytest.approx(mix)
     assert out["UseMixIntensity"].iloc[0] == pytest.approx(office)
+
+
+def test_a_use_met_only_beside_others_gets_its_own_intensity() -> None:
+    """Offices at 50 kBtu/sq ft with 0-40% of their area in a data centre at 500: the fit recovers both."""
+    rng = np.random.default_rng(0)
+    n = 60
+    total = rng.uniform(2e4, 2e5, n)
+    data_centre_share = rng.uniform(0.0, 0.4, n)
+    buildings = pd.DataFrame(
+        {
+            "PropertyGFATotal": total,
+            "LargestPropertyUseType": "OFFICE",
+            "LargestPropertyUseTypeGFA": total * (1 - data_centre_share),
+            "SecondLargestPropertyUseType": "DATA CENTER",
+            "SecondLargestPropertyUseTypeGFA": total * data_centre_share,
+            "ThirdLargestPropertyUseType": np.nan,
+            "ThirdLargestPropertyUseTypeGFA": np.nan,
+        }
+    )
+    energy = total * (50 * (1 - data_centre_share) + 500 * data_centre_share)
+    encoder = UseMixEncoder(shrinkage=0.0).fit(buildings, np.log1p(energy))
+    np.testing.assert_allclose(np.exp(encoder.means_[["OFFICE", "DATA CENTER"]]), [50, 500], rtol=1e-3)
+    many = UseMixEncoder(shrinkage=1e4).fit(buildings, np.log1p(energy))
+    assert np.ptp(many.means_[["OFFICE", "DATA CENTER"]]) < 0.01, "strong shrinkage pulls both to the average"
+
+
+def test_use_areas_adding_up_to_more_than_the_total_are_scaled_down(mixed: pd.DataFrame) -> None:
+    encoder = UseMixEncoder(shrinkage=0.0).fit(mixed, _log_energy(mixed, [1.0, 2.0, 5.0, 1.0, 5.0, 3.0]))
+    office_with_data_centre = mixed.iloc[[1]]  # 60 + 40 of 100 sq ft
+    doubled_uses = office_with_data_centre.assign(LargestPropertyUseTypeGFA=120.0, SecondLargestPropertyUseTypeGFA=80.0)
+    scaled_down = encoder.transform(doubled_uses)["UseMixIntensity"]
+    np.testing.assert_allclose(scaled_down, encoder.transform(office_with_data_centre)["UseMixIntensity"])
 
 
 def test_unseen_use_types_fall_back_to_the_average(mixed: pd.DataFrame) -> None:
@@ -50,7 +84,7 @@ def test_unseen_use_types_fall_back_to_the_average(mixed: pd.DataFrame) -> None:
 
 def test_training_rows_never_see_their_own_target(mixed: pd.DataFrame) -> None:
     y = _log_energy(mixed, [1.0, 2.0, 5.0, 1.0, 5.0, 3.0])
-    encoder = UseMixEncoder(smoothing=0.0, cv=3)
+    encoder = UseMixEncoder(shrinkage=0.0, cv=3)
     cross_fitted = encoder.fit_transform(mixed, y)["UseMixIntensity"]
     in_sample = encoder.transform(mixed)["UseMixIntensity"]
     assert not np.allclose(cross_fitted, in_sample)
@@ -59,7 +93,7 @@ def test_training_rows_never_see_their_own_target(mixed: pd.DataFrame) -> None:
 def test_use_mix_follows_the_estimator_contract(mixed: pd.DataFrame) -> None:
     y = _log_energy(mixed, [1.0, 2.0, 5.0, 1.0, 5.0, 3.0])
     before = mixed.copy()
-    encoder = UseMixEncoder(smoothing=2.0)
+    encoder = UseMixEncoder(shrinkage=2.0)
     encoder.fit_transform(mixed, y)
     pd.testing.assert_frame_equal(mixed, before)
     assert clone(encoder).get_params() == encoder.get_params()

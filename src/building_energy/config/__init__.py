@@ -34,6 +34,8 @@ class FeatureParams(BaseModel):
     n_surface_clusters: int = Field(gt=1)
     # A use type gets its own 0/1 feature once this many training buildings list it.
     use_flag_min_count: int = Field(gt=0)
+    # Ridge penalty pulling each use type's log intensity toward the average (UseMixIntensity).
+    use_mix_shrinkage: float = Field(ge=0)
     # Spread of EPA's actual-to-predicted intensity ratio, through which a score maps back to a ratio.
     energy_star_gamma_shape: float = Field(gt=0)
     # Largest use types Portfolio Manager gives a score to: a model trained without the score calibrates

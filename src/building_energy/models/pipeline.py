@@ -204,7 +204,12 @@ def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str
                 random_state=config.random_state,
             ),
         ),
-        ("use_mix", UseMixEncoder(cv=config.cv_folds, random_state=config.random_state)),
+        (
+            "use_mix",
+            UseMixEncoder(
+                shrinkage=config.features.use_mix_shrinkage, cv=config.cv_folds, random_state=config.random_state
+            ),
+        ),
     ]
     if use_energy_star:
         steps.append(
