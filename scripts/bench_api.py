@@ -33,7 +33,7 @@ from building_energy.api.schemas import city_payload
 from building_energy.config import get_config
 from building_energy.loopback import ServerNotReadyError, answers, free_port, stop_process, wait_until_ready
 from building_energy.models.artifacts import MODEL_FILE
-from building_energy.models.loading import load_model
+from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.predict import predict_frame
 from building_energy.preprocessing.preprocessor import preprocess_data
 
@@ -212,9 +212,8 @@ async def run_http(
     return results, paired
 
 
-def in_process_p50(model_path: Path, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
+def in_process_p50(loaded: LoadedModel, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
     """Median wall and CPU milliseconds of ``pipeline.predict`` and ``predict_frame`` on one row, real rows in turn."""
-    loaded = load_model(model_path)
     one_row = [rows.iloc[[i % len(rows)]] for i in range(repeats)]
     for frame in one_row[:10]:
         loaded.model.predict(frame)
@@ -311,10 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(folder)
         model = ensure_model(Path(args.model), Path(args.data), workdir)
         print(f"model {model}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
-        in_process = in_process_p50(model, rows.reset_index(drop=True), args.in_process_repeats)
-        pipeline = load_model(model).model
+        loaded = load_model(model)
+        in_process = in_process_p50(loaded, rows.reset_index(drop=True), args.in_process_repeats)
         frames = [rows.iloc[[i]] for i in range(min(args.paired, len(rows)))]
-        paired_calls = [functools.partial(pipeline.predict, frame) for frame in frames]
+        paired_calls = [functools.partial(loaded.model.predict, frame) for frame in frames]
         port = free_port()
         log_path = workdir / "server.log"
         process = start_server(model, port, log_path, args.startup_seconds)

@@ -19,29 +19,38 @@ import numpy as np
 import optuna
 from sklearn.model_selection import KFold
 
-from building_energy.config import get_config
+from building_energy.config import SearchSpace, get_config
 from building_energy.models.bench import trusted_rows
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.pipeline import build_stacking_pipeline
 from building_energy.models.train import prepare_xy
-from building_energy.models.tuning import open_storage
+from building_energy.models.tuning import open_storage, suggest
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
+
+def _space(**bounds: tuple[str, float, float, bool]) -> dict[str, SearchSpace]:
+    return {
+        name: SearchSpace(kind=kind, low=low, high=high, log=log) for name, (kind, low, high, log) in bounds.items()
+    }
+
+
 # Searched per learner; everything else (tree counts, learning rates) stays at the full profile's value.
-SPACE: dict[str, dict[str, tuple[str, float, float]]] = {
-    "extra_trees": {"max_features": ("float", 0.2, 0.8), "min_samples_leaf": ("int", 1, 4)},
-    "xgboost": {
-        "colsample_bytree": ("float", 0.3, 0.8),
-        "max_depth": ("int", 3, 8),
-        "subsample": ("float", 0.6, 1.0),
-        "min_child_weight": ("logfloat", 0.5, 8.0),
-    },
-    "lightgbm": {
-        "colsample_bytree": ("float", 0.3, 0.8),
-        "num_leaves": ("logint", 8, 64),
-        "min_child_samples": ("logint", 5, 40),
-    },
-    "svr": {"C": ("logfloat", 0.3, 10.0), "gamma": ("logfloat", 0.002, 0.03), "epsilon": ("float", 0.05, 0.4)},
+SPACE: dict[str, dict[str, SearchSpace]] = {
+    "extra_trees": _space(max_features=("float", 0.2, 0.8, False), min_samples_leaf=("int", 1, 4, False)),
+    "xgboost": _space(
+        colsample_bytree=("float", 0.3, 0.8, False),
+        max_depth=("int", 3, 8, False),
+        subsample=("float", 0.6, 1.0, False),
+        min_child_weight=("float", 0.5, 8.0, True),
+    ),
+    "lightgbm": _space(
+        colsample_bytree=("float", 0.3, 0.8, False),
+        num_leaves=("int", 8, 64, True),
+        min_child_samples=("int", 5, 40, True),
+    ),
+    "svr": _space(
+        C=("float", 0.3, 10.0, True), gamma=("float", 0.002, 0.03, True), epsilon=("float", 0.05, 0.4, False)
+    ),
 }
 
 
@@ -53,15 +62,10 @@ def profile_params(grid: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str,
 def suggest_stack(
     trial: optuna.Trial | optuna.trial.FixedTrial, base: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    params = {learner: dict(values) for learner, values in base.items()}
-    for learner, space in SPACE.items():
-        for name, (kind, low, high) in space.items():
-            key = f"{learner}__{name}"
-            if kind.endswith("int"):
-                params[learner][name] = trial.suggest_int(key, int(low), int(high), log=kind == "logint")
-            else:
-                params[learner][name] = trial.suggest_float(key, low, high, log=kind == "logfloat")
-    return params
+    return {
+        learner: {**params, **suggest(trial, SPACE.get(learner, {}), f"{learner}__")}
+        for learner, params in base.items()
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

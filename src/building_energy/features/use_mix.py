@@ -61,12 +61,10 @@ def mix_intensity(shares: np.ndarray, log_intensities: np.ndarray, prior: float)
     return np.log(shares @ np.exp(log_intensities) + rest * np.exp(prior))
 
 
-def fit_use_intensities(long: pd.DataFrame, intensity: np.ndarray, prior: float, shrinkage: float) -> pd.Series:
-    """Log intensity per use type: least squares on the buildings' log intensities through the floor-area sum,
-    plus ``shrinkage`` times the squared distance of each use type from ``prior``, so a type listed by a
-    couple of buildings stays near the average."""
-    use_types = pd.Index(sorted(long["use"].unique()))
-    shares = share_matrix(long, len(intensity), use_types)
+def fit_use_intensities(shares: np.ndarray, intensity: np.ndarray, prior: float, shrinkage: float) -> np.ndarray:
+    """Log intensity per column of ``shares``: least squares on the buildings' log intensities through the
+    floor-area sum, plus ``shrinkage`` times the squared distance of each use type from ``prior``, so a type
+    listed by a couple of buildings stays near the average. Buildings with a NaN intensity take no part."""
     known = np.isfinite(intensity)
     shares, target = shares[known], intensity[known]
     rest = np.clip(1.0 - shares.sum(axis=1), 0.0, None) * np.exp(prior)
@@ -80,9 +78,8 @@ def fit_use_intensities(long: pd.DataFrame, intensity: np.ndarray, prior: float,
         gradient = 2 * (shares.T @ (residual / mix)) * per_use + 2 * shrinkage * offset
         return value, gradient
 
-    start = np.full(len(use_types), prior)
-    fitted = minimize(loss, start, jac=True, method="L-BFGS-B").x if len(use_types) else start
-    return pd.Series(fitted, index=use_types)
+    start = np.full(shares.shape[1], prior)
+    return np.asarray(minimize(loss, start, jac=True, method="L-BFGS-B").x) if len(start) else start
 
 
 class UseMixEncoder(TransformerMixin, BaseEstimator):
@@ -101,10 +98,17 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
     def _intensity(self, X: pd.DataFrame, y: Any) -> np.ndarray:
         return np.asarray(y, dtype=float) - np.log1p(X["PropertyGFATotal"].to_numpy(dtype=float))
 
+    @staticmethod
+    def _shares(X: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
+        long = use_shares(X)
+        use_types = pd.Index(sorted(long["use"].unique()))
+        return share_matrix(long, len(X), use_types), use_types
+
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
         intensity = self._intensity(X, y)
         self.prior_ = float(np.nanmean(intensity))
-        self.means_ = fit_use_intensities(use_shares(X), intensity, self.prior_, self.shrinkage)
+        shares, use_types = self._shares(X)
+        self.means_ = pd.Series(fit_use_intensities(shares, intensity, self.prior_, self.shrinkage), index=use_types)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         return self
@@ -112,16 +116,15 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
     def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
         self.fit(X, y)
         intensity = self._intensity(X, y)
-        long = use_shares(X)
+        shares, _ = self._shares(X)
         encoded = np.empty(len(X))
         folds = KFold(self.cv, shuffle=True, random_state=self.random_state)
         for train_rows, held_out in folds.split(X):
             train_intensity = np.full(len(X), np.nan)
             train_intensity[train_rows] = intensity[train_rows]
             prior = float(np.nanmean(train_intensity))
-            means = fit_use_intensities(long, train_intensity, prior, self.shrinkage)
-            shares = share_matrix(long[long["row"].isin(held_out)], len(X), means.index)
-            encoded[held_out] = mix_intensity(shares[held_out], means.to_numpy(), self.prior_)
+            means = fit_use_intensities(shares, train_intensity, prior, self.shrinkage)
+            encoded[held_out] = mix_intensity(shares[held_out], means, self.prior_)
         return X.assign(**{OUTPUT_COLUMN: encoded})
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

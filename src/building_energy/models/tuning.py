@@ -49,13 +49,17 @@ def open_storage(storage: str) -> BaseStorage | str:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def suggest(trial: optuna.Trial, space: dict[str, SearchSpace]) -> dict[str, Any]:
+def suggest(
+    trial: optuna.Trial | optuna.trial.FixedTrial, space: dict[str, SearchSpace], prefix: str = ""
+) -> dict[str, Any]:
+    """One value per parameter of ``space``, keyed by its own name; the trial knows it as ``prefix + name``
+    (several learners tuned in one study share parameter names)."""
     params: dict[str, Any] = {}
     for name, spec in space.items():
         if spec.kind == "int":
-            params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log)
+            params[name] = trial.suggest_int(prefix + name, int(spec.low), int(spec.high), log=spec.log)
         else:
-            params[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.log)
+            params[name] = trial.suggest_float(prefix + name, spec.low, spec.high, log=spec.log)
     return params
 
 
