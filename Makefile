@@ -51,10 +51,11 @@ lock:
 bench: data
 	$(BIN)/building-energy bench --compare-energy-star --output reports/bench/folds.csv
 
-# An Optuna study of the whole stack (seed-42 CV, R2 log on trusted rows): where the `full` profile's
-# values come from. About a minute and a half per trial here; resumable (artifacts/optuna/stack-journal.log).
+# An Optuna study of the whole stack (CV of seed random_state, R2 log on trusted rows): where the `full`
+# profile's values come from. About a minute and a half per trial here; resumable (config tuning.storage);
+# WORKERS=2 runs two processes on the study (each then trains on one core: no faster on this machine).
 tune-stack: data
-	$(BIN)/python scripts/tune_stack.py --trials $(or $(TRIALS),13)
+	$(BIN)/building-energy tune --learner stack $(if $(TRIALS),--trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
 # The prediction API over loopback HTTP: latency percentiles, throughput, errors, in-process ratios.
 # Serves artifacts/model.joblib (a `fast` model is trained into a temp dir when there is none).

@@ -146,23 +146,31 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from building_energy.models.tuning import tune_in_workers
+    from building_energy.models.tuning import STACK, format_profile, tune_in_workers
 
+    config = get_config()
     learners = list(LEARNER_NAMES) if args.learner == "all" else [args.learner]
     for learner in learners:
+        options = {"profile": args.profile} if learner == STACK else {}
+        default_trials = config.tuning.stack_trials if learner == STACK else config.tuning.trials
         result = tune_in_workers(
             learner,
-            n_trials=args.trials or get_config().tuning.trials,
+            n_trials=args.trials or default_trials,
             workers=args.workers,
             storage=args.storage,
             study_name=args.study if len(learners) == 1 else None,
             data_path=args.data,
             use_energy_star=not args.no_energy_star,
+            target=args.target,
+            **options,
         )
         print(
             f"{learner}: study {result.study_name}, {result.n_complete} complete + {result.n_pruned} pruned trials, "
-            f"best CV MAE log {result.best_value:.4f} with {result.best_params}"
+            f"best {result.objective} {result.best_value:.4f} with {result.best_params}"
         )
+        if result.best_profile is not None:
+            print("as a profile (floats to 3 significant digits), for profiles: in the config:\n")
+            print(format_profile(result.best_profile, args.profile))
     return 0
 
 
@@ -232,12 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", type=Path, default=None, help="also write every fold's figures to this CSV")
     bench.set_defaults(handler=_bench)
 
-    tune = sub.add_parser("tune", help="Optuna search of a learner's hyperparameters (resumable, multi-worker)")
-    _add_common_data(tune)
-    tune.add_argument("--learner", choices=[*LEARNER_NAMES, "all"], default="all")
-    tune.add_argument(
-        "--trials", type=int, default=None, help=f"finished trials wanted (default {config.tuning.trials})"
+    tune = sub.add_parser(
+        "tune", help="Optuna search of a learner's or the whole stack's hyperparameters (resumable, multi-worker)"
     )
+    _add_common_data(tune)
+    tune.add_argument(
+        "--learner",
+        choices=[*LEARNER_NAMES, "all", "stack"],
+        default="all",
+        help="one learner, each learner in turn (all), or the whole stack scored like the benchmark (stack)",
+    )
+    tune.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help=f"finished trials wanted (default {config.tuning.trials}, stack {config.tuning.stack_trials})",
+    )
+    tune.add_argument("--profile", default="full", help="stack only: the profile the study starts from")
+    tune.add_argument("--target", choices=["energy", "ghg"], default="energy")
     tune.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
     tune.add_argument("--storage", default=None, help="journal file path or RDB URL (default: config tuning.storage)")
     tune.add_argument("--study", default=None, help="study name (default: learner-target-es)")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from building_energy.cli import main
 from building_energy.models.train import TrainingResult
@@ -123,3 +124,20 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["predict", "--model", str(tmp_path / "none.joblib"), "--input", "x.csv", "--output", "y.csv"])
     assert code == 2
     assert "train one with `building-energy train`" in capsys.readouterr().err
+
+
+def test_tune_stack_prints_the_best_trial_as_a_profile(
+    data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = str(tmp_path / "journal.log")
+    argv = ["tune", "--learner", "stack", "--trials", "1", "--storage", journal, "--data", str(data_path)]
+    assert main([*argv, "--profile", "no-such-profile"]) == 2
+    assert "unknown profile 'no-such-profile'" in capsys.readouterr().err
+
+    assert main([*argv, "--profile", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "stack: study stack-tiny-energy-es, 1 complete + 0 pruned trials" in out
+    printed = yaml.safe_load(out[out.index("tiny:") :])["tiny"]
+    # One trial is the profile itself: the printed profile is the tiny one, every value a single candidate.
+    assert printed["xgboost"]["max_depth"] == [1] and printed["svr"]["C"] == [0.001]
+    assert set(printed) == {"extra_trees", "xgboost", "lightgbm", "svr"}

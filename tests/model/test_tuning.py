@@ -6,8 +6,17 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
-from building_energy.models.tuning import open_storage, tune_in_workers, tune_learner
+from building_energy.config import SearchSpace, get_config
+from building_energy.models.tuning import (
+    format_profile,
+    open_storage,
+    profile_values,
+    tune_in_workers,
+    tune_learner,
+    tune_stack,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,3 +42,55 @@ def test_two_workers_share_one_study_and_it_resumes(data_path: Path, tmp_path: P
 def test_unknown_learner_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown learner 'svm'"):
         tune_learner("svm", n_trials=1, storage=str(tmp_path / "j.log"))
+
+
+def test_the_stack_study_starts_from_the_profile_and_returns_a_profile(data_path: Path, tmp_path: Path) -> None:
+    # The deliberately tiny profile keeps a trial to seconds; three folds instead of five for the same reason.
+    config = get_config().model_copy(update={"cv_folds": 3})
+    journal = str(tmp_path / "stack.log")
+    tiny = profile_values(config, "tiny")
+    first = tune_in_workers(
+        "stack", n_trials=3, workers=2, storage=journal, data_path=data_path, profile="tiny", config=config
+    )
+    assert first.study_name == "stack-tiny-energy-es"
+    study = optuna.load_study(study_name=first.study_name, storage=open_storage(journal))
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 3 <= len(finished) <= 4
+    assert {t.user_attrs["worker"] for t in finished} == {0, 1}
+    # Trial 0 is the profile itself for every searched parameter the profile sets; it sets no other.
+    enqueued = {"xgboost__max_depth": 1, "lightgbm__num_leaves": 2, "svr__C": 0.001}
+    assert {name: study.trials[0].params[name] for name in enqueued} == enqueued
+    assert all(study.trials[1].params[name] != value for name, value in enqueued.items())
+    complete = [t.value for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    assert first.best_value == pytest.approx(max(complete))
+    assert all(-1.0 < value <= 1.0 for value in complete)
+
+    # The best trial comes back as a profile the config accepts: searched values within their space, the
+    # rest the base profile's.
+    printed = yaml.safe_load(format_profile(first.best_profile or {}, "tuned"))["tuned"]
+    tuned = profile_values(config.model_copy(update={"profiles": {"tuned": printed}}), "tuned")
+    assert set(tuned) == set(tiny)
+    for learner, params in tuned.items():
+        space = config.tuning.stack_spaces[learner]
+        for name, value in params.items():
+            if name in space:
+                assert space[name].low <= value <= space[name].high, (learner, name, value)
+            else:
+                assert value == tiny[learner][name], (learner, name)
+
+    resumed = tune_stack(
+        n_trials=len(finished) + 1, storage=journal, data_path=data_path, profile="tiny", config=config
+    )
+    assert resumed.n_complete + resumed.n_pruned == len(finished) + 1
+    assert resumed.best_value >= first.best_value
+    again = optuna.load_study(study_name=first.study_name, storage=open_storage(journal))
+    assert [t.params for t in again.trials[: len(finished)]] == [t.params for t in finished]
+
+
+def test_a_stack_space_for_a_learner_the_stack_lacks_is_refused(tmp_path: Path) -> None:
+    config = get_config()
+    spaces = {**config.tuning.stack_spaces, "catboost": {"depth": SearchSpace(kind="int", low=4, high=8)}}
+    broken = config.model_copy(update={"tuning": config.tuning.model_copy(update={"stack_spaces": spaces})})
+    with pytest.raises(ValueError, match=r"stack does not have: \['catboost'\]"):
+        tune_stack(n_trials=1, storage=str(tmp_path / "j.log"), config=broken)
+    assert not (tmp_path / "j.log").exists() or not optuna.get_all_study_names(open_storage(str(tmp_path / "j.log")))

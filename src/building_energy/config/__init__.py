@@ -69,7 +69,12 @@ class TuningSettings(BaseModel):
     # A journal file path (several local processes) or an RDB URL such as postgresql://... (a cluster).
     storage: str
     trials: int = Field(gt=0)
+    # Random trials before TPE models the study.
+    startup_trials: int = Field(ge=1)
     spaces: dict[str, dict[str, SearchSpace]]
+    # A trial of the whole stack costs a benchmark seed (about 80 s here), so its study is shorter.
+    stack_trials: int = Field(gt=0)
+    stack_spaces: dict[str, dict[str, SearchSpace]]
 
 
 class IntervalParams(BaseModel):

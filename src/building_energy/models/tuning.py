@@ -1,5 +1,10 @@
 """Hyperparameter search with Optuna: TPE with a fixed seed, pruning by fold, resumable, multi-worker.
 
+Two kinds of study. A learner's study (``tune --learner lightgbm``) minimises that learner's CV error of
+log energy on the training split. The stack's study (``tune --learner stack``) searches every learner at
+once and maximises what the benchmark reports, R2 of log energy on the trusted held-out rows: the stack
+gains from learners more regularised than each would pick alone.
+
 A study lives in a storage shared by every worker: a journal file by default (safe for several processes
 on one machine), or any RDB URL (``postgresql://...``, ``sqlite:///...``) for a cluster. Running the
 command again resumes the study until it holds the requested number of finished trials.
@@ -10,25 +15,33 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
 import pandas as pd
+import yaml
+from joblib.externals.loky import get_reusable_executor
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from building_energy.config import SearchSpace, Settings, get_config
-from building_energy.models.pipeline import LEARNERS, build_learner_pipeline
+from building_energy.models.bench import trusted_rows
+from building_energy.models.evaluate import metrics_real
+from building_energy.models.pipeline import LEARNERS, build_learner_pipeline, build_stacking_pipeline
 from building_energy.models.search import NEG_MAE_LOG
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
 logger = logging.getLogger(__name__)
+
+STACK = "stack"
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 @dataclass
@@ -38,6 +51,9 @@ class TuningResult:
     best_value: float
     n_complete: int
     n_pruned: int
+    objective: str = "CV MAE log"
+    # A stack study's best trial as a profile (learner -> parameter -> one candidate), ready for the YAML.
+    best_profile: dict[str, dict[str, list[Any]]] | None = None
 
 
 def open_storage(storage: str) -> BaseStorage | str:
@@ -105,52 +121,218 @@ def tune_learner(
     """
     config = config or get_config()
     if learner not in LEARNERS:
-        raise ValueError(f"unknown learner {learner!r}; known: {LEARNERS}")
+        raise ValueError(f"unknown learner {learner!r}; known: {LEARNERS}, or {STACK!r} for the whole stack")
     storage_spec = storage or str(config.tuning.storage)
     name = study_name or f"{learner}-{target}-{'es' if use_energy_star else 'no-es'}"
     target_column = TARGET_COLUMNS[target]
     train_rows, _ = split_buildings(preprocess_data(Path(data_path or config.paths.data), target_column), config)
     X, y = prepare_xy(remove_outliers(train_rows), target_column)
 
+    study = open_study(name, storage_spec, "minimize", config, worker)
+    run_study(study, make_objective(learner, X, y, config, use_energy_star, worker), n_trials, worker)
+    logger.info("study %s: best MAE log %.4f with %s", name, study.best_value, study.best_params)
+    return _result(study)
+
+
+def open_study(
+    name: str, storage: str, direction: Literal["minimize", "maximize"], config: Settings, worker: int
+) -> optuna.Study:
+    """Create the study or load it to resume; ``worker`` offsets the sampler's seed so that workers sharing
+    the study do not propose the same first trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
+    return optuna.create_study(
         study_name=name,
-        storage=open_storage(storage_spec),
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=config.random_state + worker, n_startup_trials=8),
+        storage=open_storage(storage),
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(
+            seed=config.random_state + worker, n_startup_trials=config.tuning.startup_trials
+        ),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         load_if_exists=True,
     )
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    remaining = n_trials - len(study.get_trials(states=finished))
+
+
+def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, worker: int) -> None:
+    """Optimise until the study, counting every worker's trials, holds ``n_trials`` finished ones."""
+    remaining = n_trials - len(study.get_trials(states=FINISHED))
     if remaining > 0:
         study.optimize(
-            make_objective(learner, X, y, config, use_energy_star, worker),
+            objective,
             n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished)],
+            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
             show_progress_bar=worker == 0,
         )
-    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
-    logger.info("study %s: best MAE log %.4f with %s", name, study.best_value, study.best_params)
-    return TuningResult(name, dict(study.best_params), float(study.best_value), len(complete), len(pruned))
+
+
+def _result(study: optuna.Study, **extra: Any) -> TuningResult:
+    return TuningResult(
+        study.study_name,
+        dict(study.best_params),
+        float(study.best_value),
+        len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))),
+        len(study.get_trials(states=(optuna.trial.TrialState.PRUNED,))),
+        **extra,
+    )
+
+
+def profile_values(config: Settings, profile: str) -> dict[str, dict[str, Any]]:
+    """The first candidate of every grid entry: a profile as fixed parameters."""
+    return {
+        learner: {name: values[0] for name, values in grid.items()} for learner, grid in config.grids(profile).items()
+    }
+
+
+def suggest_stack(
+    trial: optuna.Trial | optuna.trial.FixedTrial,
+    base: dict[str, dict[str, Any]],
+    spaces: dict[str, dict[str, SearchSpace]],
+) -> dict[str, dict[str, Any]]:
+    """Every learner's parameters: the searched ones from the trial (named ``learner__param``), the rest
+    from ``base``."""
+    return {
+        learner: {**params, **suggest(trial, spaces.get(learner, {}), f"{learner}__")}
+        for learner, params in base.items()
+    }
+
+
+def make_stack_objective(
+    clean_buildings: pd.DataFrame,
+    config: Settings,
+    base: dict[str, dict[str, Any]],
+    use_energy_star: bool,
+    target_column: str,
+    worker: int = 0,
+) -> Callable[[optuna.Trial], float]:
+    """Mean R2 of log energy over the folds of one benchmark seed (``random_state``): train on every
+    building of the other folds bar outliers, score the held-out rows whose ground truth is trusted."""
+    trusted = trusted_rows(clean_buildings)
+    folds = list(KFold(config.cv_folds, shuffle=True, random_state=config.random_state).split(clean_buildings))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        params = suggest_stack(trial, base, config.tuning.stack_spaces)
+        scores = []
+        for step, (train_idx, test_idx) in enumerate(folds):
+            X, y = prepare_xy(remove_outliers(clean_buildings.iloc[train_idx]), target_column)
+            model = build_stacking_pipeline(config, params, use_energy_star).fit(X, y)
+            X_test, y_test = prepare_xy(clean_buildings.iloc[test_idx][trusted[test_idx]], target_column)
+            scores.append(metrics_real(y_test.to_numpy(), model.predict(X_test))["r2_log"])
+            trial.report(float(np.mean(scores)), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    return objective
+
+
+def stack_study_name(profile: str, target: str, use_energy_star: bool) -> str:
+    return f"{STACK}-{profile}-{target}-{'es' if use_energy_star else 'no-es'}"
+
+
+def open_stack_study(name: str, storage: str, config: Settings, profile: str, worker: int = 0) -> optuna.Study:
+    """The stack's study; a new one gets ``profile``'s own values as its first trial, so that the study can
+    only improve on the profile."""
+    base = profile_values(config, profile)
+    unknown = sorted(set(config.tuning.stack_spaces) - set(base))
+    if unknown:
+        raise ValueError(f"tuning.stack_spaces names learners the stack does not have: {unknown}; known: {LEARNERS}")
+    study = open_study(name, storage, "maximize", config, worker)
+    if not study.trials:
+        study.enqueue_trial(
+            {
+                f"{learner}__{param}": base[learner][param]
+                for learner, space in config.tuning.stack_spaces.items()
+                for param in space
+                if param in base[learner]
+            }
+        )
+    return study
+
+
+def tune_stack(
+    n_trials: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+    data_path: Path | None = None,
+    use_energy_star: bool = True,
+    target: str = "energy",
+    worker: int = 0,
+    config: Settings | None = None,
+    profile: str = "full",
+) -> TuningResult:
+    """Run (or resume) the study of the whole stack until it has ``n_trials`` finished trials.
+
+    The parameters in ``tuning.stack_spaces`` are searched and the others keep ``profile``'s values; the
+    first trial of a new study is ``profile``'s values of the searched parameters (those it sets).
+    """
+    config = config or get_config()
+    base = profile_values(config, profile)
+    name = study_name or stack_study_name(profile, target, use_energy_star)
+    target_column = TARGET_COLUMNS[target]
+    clean_buildings = preprocess_data(Path(data_path or config.paths.data), target_column)
+
+    study = open_stack_study(name, storage or str(config.tuning.storage), config, profile, worker)
+    run_study(
+        study,
+        make_stack_objective(clean_buildings, config, base, use_energy_star, target_column, worker),
+        n_trials,
+        worker,
+    )
+    best = suggest_stack(optuna.trial.FixedTrial(study.best_params), base, config.tuning.stack_spaces)
+    logger.info("study %s: best R2 log %.4f (trial %d)", name, study.best_value, study.best_trial.number)
+    return _result(
+        study,
+        objective="CV R2 log on trusted rows",
+        best_profile={learner: {param: [value] for param, value in params.items()} for learner, params in best.items()},
+    )
+
+
+def format_profile(profile: dict[str, dict[str, list[Any]]], name: str = "full") -> str:
+    """A profile as the YAML of ``profiles:`` in the config, floats to 3 significant digits."""
+
+    def rounded(value: Any) -> Any:
+        return float(f"{value:.3g}") if isinstance(value, float) else value
+
+    tidy = {
+        learner: {param: [rounded(v) for v in values] for param, values in grid.items()}
+        for learner, grid in profile.items()
+    }
+    return yaml.safe_dump({name: tidy}, sort_keys=False, default_flow_style=None)
+
+
+def tune(learner: str, n_trials: int, **kwargs: Any) -> TuningResult:
+    """The study of one learner, or of the whole stack when ``learner`` is ``stack``."""
+    if learner == STACK:
+        return tune_stack(n_trials, **kwargs)
+    return tune_learner(learner, n_trials, **kwargs)
 
 
 def _worker_entry(kwargs: dict[str, Any]) -> TuningResult:
-    return tune_learner(**kwargs)
+    try:
+        return tune(**kwargs)
+    finally:
+        # The stack's parallel fits leave joblib's process pool idling in this worker, and the worker's exit
+        # would wait out the pool's idle timeout (300 s).
+        get_reusable_executor().shutdown(wait=True)
 
 
 def tune_in_workers(learner: str, n_trials: int, workers: int = 1, **kwargs: Any) -> TuningResult:
-    """Run ``workers`` processes on one study; each stops once the study holds ``n_trials`` finished trials."""
+    """Run ``workers`` processes on one study (a learner's or the stack's); each stops once the study holds
+    ``n_trials`` finished trials."""
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     if workers == 1:
-        return tune_learner(learner, n_trials, **kwargs)
+        return tune(learner, n_trials, **kwargs)
     config = kwargs.get("config") or get_config()
     storage = kwargs.pop("storage", None) or str(config.tuning.storage)
     if "://" not in storage:
         # Create the journal before the workers race to.
         open_storage(storage)
+    if learner == STACK:
+        # Before any worker starts: the profile must be the study's first trial, whichever worker takes it.
+        profile = kwargs.get("profile", "full")
+        default_name = stack_study_name(profile, kwargs.get("target", "energy"), kwargs.get("use_energy_star", True))
+        open_stack_study(kwargs.get("study_name") or default_name, storage, config, profile)
     jobs = [
         {"learner": learner, "n_trials": n_trials, "storage": storage, "worker": i, **kwargs} for i in range(workers)
     ]
