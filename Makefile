@@ -52,7 +52,7 @@ bench: data
 	$(BIN)/building-energy bench --compare-energy-star --output reports/bench/folds.csv
 
 # An Optuna study of the whole stack (CV of seed random_state, R2 log on trusted rows): where the `full`
-# profile's values come from. About a minute and a half per trial here; resumable (config tuning.storage);
+# profile's values come from. Under a minute per trial here (44 s); resumable (config tuning.storage);
 # WORKERS=2 runs two processes on the study (each then trains on one core: no faster on this machine).
 tune-stack: data
 	$(BIN)/building-energy tune --learner stack $(if $(TRIALS),--trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))

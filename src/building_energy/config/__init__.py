@@ -72,7 +72,7 @@ class TuningSettings(BaseModel):
     # Random trials before TPE models the study.
     startup_trials: int = Field(ge=1)
     spaces: dict[str, dict[str, SearchSpace]]
-    # A trial of the whole stack costs a benchmark seed (about 80 s here), so its study is shorter.
+    # A trial of the whole stack is five fits of the stack (44 s here), so its study is shorter.
     stack_trials: int = Field(gt=0)
     stack_spaces: dict[str, dict[str, SearchSpace]]
 

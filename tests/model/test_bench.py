@@ -1,0 +1,61 @@
+"""The benchmark: k-fold CV of the whole training procedure, scored on the trusted rows, paired comparisons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from building_energy.cli import main
+from building_energy.models.bench import REPORTED, BenchResult, paired_difference, run_benchmark, trusted_rows
+
+pytestmark = pytest.mark.slow
+
+
+def test_trusted_rows_are_compliant_and_not_flagged() -> None:
+    buildings = pd.DataFrame(
+        {
+            "ComplianceStatus": ["Compliant", "Compliant", "Error - Correct Default Data", "Non-Compliant"],
+            "Outlier": [np.nan, "High outlier", np.nan, np.nan],
+        }
+    )
+    assert trusted_rows(buildings).tolist() == [True, False, False, False]
+
+
+def test_paired_difference_pairs_by_seed_and_fold() -> None:
+    a = BenchResult("a", pd.DataFrame({"seed": [1, 1, 2], "fold": [0, 1, 0], "mape": [0.5, 0.7, 0.9]}))
+    # Same folds in another order: pairing must follow (seed, fold), not the row order.
+    b = BenchResult("b", pd.DataFrame({"seed": [2, 1, 1], "fold": [0, 1, 0], "mape": [0.6, 0.5, 0.4]}))
+    diff = paired_difference(a, b, "mape")
+    assert diff["n"] == 3
+    assert diff["mean"] == pytest.approx(0.2)  # differences 0.1, 0.2, 0.3
+    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)
+    assert (diff["low"], diff["high"]) == pytest.approx((0.2 - half, 0.2 + half))
+
+
+def test_every_fold_is_scored_on_its_trusted_rows_and_reruns_match(
+    data_path: Path, clean_buildings: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "bench" / "folds.csv"
+    argv = ["bench", "--profile", "tiny", "--seeds", "7", "--folds", "2", "--data", str(data_path)]
+    assert main([*argv, "--compare-energy-star", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "without - with ENERGY STAR, mape:" in printed and "2 paired folds" in printed
+
+    folds = pd.read_csv(output)
+    assert folds["run"].nunique() == 2 and len(folds) == 4
+    assert set(REPORTED) <= set(folds.columns)
+    # The held-out folds partition the buildings, and only trusted rows are scored.
+    for _, run in folds.groupby("run"):
+        assert run["n_scored_rows"].sum() == trusted_rows(clean_buildings).sum()
+    for column in ("mape", "mape_scored", "mape_unscored", "median_ape", "coverage", "median_rel_width"):
+        assert (folds[column] > 0).all(), column
+    assert (folds["coverage"] <= 1).all()
+
+    again = run_benchmark(data_path=data_path, profile="tiny", seeds=(7,), n_folds=2)
+    with_score = folds[folds["run"].str.contains("with ENERGY STAR") & ~folds["run"].str.contains("without")]
+    compared = [c for c in REPORTED if c != "train_seconds"]
+    np.testing.assert_allclose(again.folds[compared].to_numpy(), with_score[compared].to_numpy(), rtol=1e-9)
