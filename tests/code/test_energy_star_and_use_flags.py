@@ -51,6 +51,16 @@ def test_unscored_buildings_and_unknown_types_get_a_defined_answer() -> None:
     assert out.iloc[1] == pytest.approx(encoder.prior_ + encoder.slope_ * score_log_ratio(np.array([50.0]), 4.0)[0])
 
 
+def test_data_where_a_better_score_means_more_energy_gives_a_flat_relation() -> None:
+    frame, y = _scored()
+    ratio = score_log_ratio(frame["ENERGYSTARScore"].to_numpy(), 4.0)
+    backwards = y - 1.6 * ratio  # the fitted slope would be -0.8
+    encoder = EnergyStarIntensity().fit(frame, backwards)
+    assert encoder.slope_ == 0.0
+    better = frame.assign(ENERGYSTARScore=np.minimum(frame["ENERGYSTARScore"] + 20, 100))
+    assert (encoder.transform(better)["EnergyStarIntensity"] <= encoder.transform(frame)["EnergyStarIntensity"]).all()
+
+
 def test_fit_transform_never_shows_a_row_its_own_energy() -> None:
     frame, y = _scored()
     encoder = EnergyStarIntensity(smoothing=0.0, cv=5)

@@ -90,6 +90,19 @@ def test_training_rows_never_see_their_own_target(mixed: pd.DataFrame) -> None:
     assert not np.allclose(cross_fitted, in_sample)
 
 
+def test_a_row_whose_uses_leave_area_uncovered_never_sees_its_own_target(mixed: pd.DataFrame) -> None:
+    # The museum lists uses on half its floor area; the rest is filled with the average intensity, which
+    # must be the other folds' average too.
+    partly_listed = mixed.assign(LargestPropertyUseTypeGFA=[100.0, 60.0, 200.0, 100.0, 100.0, 50.0])
+    y = _log_energy(partly_listed, [1.0, 2.0, 5.0, 1.0, 5.0, 3.0])
+    spiked = y.copy()
+    spiked[5] += 10.0
+    honest = UseMixEncoder(cv=3).fit_transform(partly_listed, y)["UseMixIntensity"].to_numpy()
+    moved = UseMixEncoder(cv=3).fit_transform(partly_listed, spiked)["UseMixIntensity"].to_numpy()
+    assert moved[5] == pytest.approx(honest[5])
+    assert not np.allclose(moved[:5], honest[:5])
+
+
 def test_use_mix_follows_the_estimator_contract(mixed: pd.DataFrame) -> None:
     y = _log_energy(mixed, [1.0, 2.0, 5.0, 1.0, 5.0, 3.0])
     before = mixed.copy()

@@ -51,6 +51,9 @@ def fit_score_relation(
     centred = frame[["g", "z"]] - frame.groupby("use")[["g", "z"]].transform("mean")
     spread = float((centred["g"] ** 2).sum())
     slope = float((centred["g"] * centred["z"]).sum() / spread) if spread > 0 else 0.0
+    # A negative slope would make a better score raise the estimate (the learners take this feature as
+    # increasing); data that says so is noise, so the relation is flat instead.
+    slope = max(slope, 0.0)
     level = frame["z"] - slope * frame["g"]
     prior = float(level.mean())
     sums = level.groupby(frame["use"]).agg(["sum", "count"])

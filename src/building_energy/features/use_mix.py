@@ -124,7 +124,7 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
             train_intensity[train_rows] = intensity[train_rows]
             prior = float(np.nanmean(train_intensity))
             means = fit_use_intensities(shares, train_intensity, prior, self.shrinkage)
-            encoded[held_out] = mix_intensity(shares[held_out], means, self.prior_)
+            encoded[held_out] = mix_intensity(shares[held_out], means, prior)
         return X.assign(**{OUTPUT_COLUMN: encoded})
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
