@@ -32,7 +32,7 @@ def _train(args: argparse.Namespace) -> int:
     print(format_metrics(result.metrics))
     print(f"model written to {result.model_path} in {result.metadata['training_seconds']} s")
     # Comparison report, plots, MLflow run, registry: each step only warns when it fails.
-    for line in record_training(result).summary(get_config().tracking.registered_model):
+    for line in record_training(result).summary():
         print(line)
     return 0
 
@@ -116,7 +116,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     report = compare_pipelines(args.model, data_path=args.data, output_dir=args.output)
     print(format_report(report))
-    print(f"report written to {args.output / REPORT_JSON} (and .joblib)")
+    print(f"report written to {Path(report['output_dir']) / REPORT_JSON} (and .joblib)")
     return 0 if report["within_tolerance"] and report["reproducibility"]["identical_predictions"] else 1
 
 
@@ -126,11 +126,12 @@ def _promote(args: argparse.Namespace) -> int:
 
     tracking = get_config().tracking
     try:
-        previous = promote_version(args.version)
+        previous = promote_version(args.version, target=args.target)
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{tracking.registered_model}@{tracking.champion_alias} is version {args.version} (was {previous or 'none'})")
+    name = tracking.model_name(args.target)
+    print(f"{name}@{tracking.champion_alias} is version {args.version} (was {previous or 'none'})")
     return 0
 
 
@@ -183,11 +184,14 @@ def _add_tracking_commands(sub: argparse._SubParsersAction) -> None:
     compare = sub.add_parser("compare", help="notebook prototype vs package model on the same split, reproducibility")
     compare.add_argument("--model", default=str(config.paths.artifacts / "model.joblib"), help="path or models:/ URI")
     _add_common_data(compare)
-    compare.add_argument("--output", type=Path, default=config.paths.artifacts, help="where the report goes")
+    compare.add_argument(
+        "--output", type=Path, default=None, help="where the report goes (default: the model file's folder)"
+    )
     compare.set_defaults(handler=_compare)
 
     promote = sub.add_parser("promote", help=f"make a registered version @{config.tracking.champion_alias} (rollback)")
     promote.add_argument("--version", type=int, required=True)
+    promote.add_argument("--target", choices=["energy", "ghg"], default="energy", help="whose registered model")
     promote.set_defaults(handler=_promote)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the project's tracking store")

@@ -130,7 +130,11 @@ def _model_sources_in(schema: dict[str, Any]) -> list[str]:
                     found.append(f"{path} parameter {parameter['name']}")
     for name, component in schema["components"]["schemas"].items():
         if name.endswith("In"):
-            found += [f"{name}.{field}" for field in component.get("properties", {}) if field.lower() in suspicious]
+            found += [
+                f"{name}.{field}"
+                for field in component.get("properties", {})
+                if any(word in field.lower() for word in suspicious)
+            ]
     return found
 
 

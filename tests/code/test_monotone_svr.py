@@ -68,8 +68,9 @@ def test_behaves_as_a_scikit_learn_estimator(buildings: pd.DataFrame) -> None:
     assert clone(model).get_params() == model.get_params()
     assert model.fit(buildings, y) is model
     pd.testing.assert_frame_equal(buildings, before)
-    search = GridSearchCV(MonotoneSVR(), {"gamma": [0.01, 0.1]}, cv=3).fit(buildings, y)
-    assert search.best_params_["gamma"] in (0.01, 0.1)
+    search = GridSearchCV(MonotoneSVR(), {"gamma": [0.01, 0.1]}, cv=3, error_score="raise").fit(buildings, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.gamma == search.best_params_["gamma"]
     np.testing.assert_array_equal(
         MonotoneSVR().fit(buildings, y).predict(buildings), model.set_params(C=1.0).fit(buildings, y).predict(buildings)
     )

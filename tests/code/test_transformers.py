@@ -76,9 +76,14 @@ def test_clusters_learn_from_fit_rows_only(buildings: pd.DataFrame) -> None:
 def test_transformers_work_inside_grid_search(buildings: pd.DataFrame) -> None:
     steps = make_preprocessor(get_config(), use_energy_star=True)
     pipeline = make_pipeline(*(step for _, step in steps), Ridge())
-    search = GridSearchCV(pipeline, {"buildingfeatures__n_surface_clusters": [3, 5]}, cv=3)
+    # error_score="raise": by default a fit that fails inside the search is only a NaN score and a warning.
+    search = GridSearchCV(pipeline, {"buildingfeatures__n_surface_clusters": [3, 5]}, cv=3, error_score="raise")
     search.fit(buildings, np.log1p(buildings["SiteEnergyUse(kBtu)"]))
-    assert search.best_params_["buildingfeatures__n_surface_clusters"] in (3, 5)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert (
+        search.best_estimator_.named_steps["buildingfeatures"].n_surface_clusters
+        == search.best_params_["buildingfeatures__n_surface_clusters"]
+    )
 
 
 def test_clean_buildings_rejects_non_frames() -> None:

@@ -106,5 +106,5 @@ def test_fetch_downloads_when_shared_is_absent(portal_server: str, data_path: Pa
 def test_an_unbalanced_quote_is_a_file_error(tmp_path: Path) -> None:
     path = tmp_path / "quotes.csv"
     path.write_text('PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n')
-    with pytest.raises(DataValidationError, match="spanning several lines"):
+    with pytest.raises(DataValidationError, match="record at CSV line 2 has a value spanning several lines"):
         read_buildings_csv(path)

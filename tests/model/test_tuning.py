@@ -8,7 +8,7 @@ import optuna
 import pytest
 import yaml
 
-from building_energy.config import SearchSpace, get_config
+from building_energy.config import ProfileGrids, SearchSpace, get_config
 from building_energy.models.tuning import (
     format_profile,
     open_storage,
@@ -68,7 +68,9 @@ def test_the_stack_study_starts_from_the_profile_and_returns_a_profile(data_path
     # The best trial comes back as a profile the config accepts: searched values within their space, the
     # rest the base profile's.
     printed = yaml.safe_load(format_profile(first.best_profile or {}, "tuned"))["tuned"]
-    tuned = profile_values(config.model_copy(update={"profiles": {"tuned": printed}}), "tuned")
+    tuned = profile_values(
+        config.model_copy(update={"profiles": {"tuned": ProfileGrids.model_validate(printed)}}), "tuned"
+    )
     assert set(tuned) == set(tiny)
     for learner, params in tuned.items():
         space = config.tuning.stack_spaces[learner]

@@ -48,17 +48,18 @@ def test_the_champion_alias_follows_the_rule_in_a_real_registry(tmp_path: Path) 
     uri = sqlite_uri(tmp_path)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("promotion", artifact_location=(tmp_path / "artifacts").as_uri())
-    client.create_registered_model(TRACKING.registered_model)
+    for target in ("energy", "ghg"):
+        client.create_registered_model(TRACKING.model_name(target))
 
     def register(cv_score: float, target: str) -> str:
         run = client.create_run(experiment, tags={"target": target})
         client.log_metric(run.info.run_id, CV_SCORE_METRIC, cv_score)
         client.set_terminated(run.info.run_id)
         source = f"{run.info.artifact_uri}/model"
-        return str(client.create_model_version(TRACKING.registered_model, source, run.info.run_id).version)
+        return str(client.create_model_version(TRACKING.model_name(target), source, run.info.run_id).version)
 
-    def champion() -> str:
-        return str(client.get_model_version_by_alias(TRACKING.registered_model, TRACKING.champion_alias).version)
+    def champion(target: str = "energy") -> str:
+        return str(client.get_model_version_by_alias(TRACKING.model_name(target), TRACKING.champion_alias).version)
 
     first = register(-0.40, "energy")
     assert promote_if_not_worse(client, first, -0.40, config, "energy").promote
@@ -70,10 +71,12 @@ def test_the_champion_alias_follows_the_rule_in_a_real_registry(tmp_path: Path) 
     demoted = client.get_model_version(TRACKING.registered_model, first)
     assert demoted.tags["status"] == "challenger"
     assert client.get_run(demoted.run_id).data.tags["status"] == "challenger"  # the runs table agrees
-    other_target = register(-0.10, "ghg")
-    decision = promote_if_not_worse(client, other_target, -0.10, config, "ghg")
-    assert not decision.promote
-    assert "not comparable" in decision.reason
+    # A GHG model has a registered model and a champion of its own: it never replaces the energy champion.
+    ghg = register(-0.10, "ghg")
+    decision = promote_if_not_worse(client, ghg, -0.10, config, "ghg")
+    assert decision.promote and decision.reason == "first version: no champion yet"
+    assert champion("ghg") == ghg and TRACKING.model_name("ghg") == f"{TRACKING.registered_model}-ghg"
+    assert champion() == slightly_worse
     much_worse = register(-0.60, "energy")
     decision = promote_if_not_worse(client, much_worse, -0.60, config, "energy")
     assert not decision.promote
@@ -160,7 +163,11 @@ def test_promote_rolls_the_champion_to_any_version(
 @pytest.mark.integration
 @TRAINING_FIXTURE_TIMEOUT
 def test_compare_command_reports_on_any_saved_model(
-    worse_training: CliTraining, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    worse_training: CliTraining,
+    data_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = worse_training.output / "model.joblib"
     code = main(["compare", "--model", str(model), "--data", str(data_path), "--output", str(tmp_path)])
@@ -170,8 +177,21 @@ def test_compare_command_reports_on_any_saved_model(
     assert report["refactor_metrics"]["mae"] == pytest.approx(
         load_artifact(model)["metadata"]["metrics"]["test"]["mae"]
     )
-    assert code == (0 if report["within_tolerance"] and report["reproducibility"]["identical_predictions"] else 1)
+    # The deliberately under-fitted profile is far behind the prototype: the command fails, and says so.
+    assert report["mae_ratio"] > 1 + report["mae_tolerance"] and not report["within_tolerance"]
+    assert report["reproducibility"]["identical_predictions"]
+    assert code == 1
     assert "notebook" in capsys.readouterr().out
+
+    # Without --output the report goes beside the model it is about, never over another model's.
+    beside = worse_training.output / "compare_report.json"
+    beside.unlink()
+    assert main(["compare", "--model", str(model), "--data", str(data_path)]) == 1
+    assert json.loads(beside.read_text())["model_source"] == str(model)
+    # A registry model has no folder of its own.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", worse_training.uri)
+    assert main(["compare", "--model", f"models:/{TRACKING.registered_model}/2", "--data", str(data_path)]) == 2
+    assert "say where the report goes (--output)" in capsys.readouterr().err
 
 
 @pytest.mark.slow

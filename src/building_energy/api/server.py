@@ -7,18 +7,19 @@ import os
 
 import uvicorn
 
-from building_energy.api.main import create_app, model_source
+from building_energy.api.main import create_app
+from building_energy.api.main import model_source as configured_model_source
 from building_energy.api.serving import ServingState
 from building_energy.config import Settings, get_config
 
 logger = logging.getLogger(__name__)
 
 
-def with_model_source(settings: Settings, model_source: str | None) -> Settings:
-    """``settings`` serving ``model_source`` (a path or ``models:/`` URI) instead of the configured model."""
-    if not model_source:
+def with_model_source(settings: Settings, source: str | None) -> Settings:
+    """``settings`` serving ``source`` (a path or ``models:/`` URI) instead of the configured model."""
+    if not source:
         return settings
-    return settings.model_copy(update={"api": settings.api.model_copy(update={"model_source": str(model_source)})})
+    return settings.model_copy(update={"api": settings.api.model_copy(update={"model_source": str(source)})})
 
 
 def serve(
@@ -65,7 +66,7 @@ def serve_workers(settings: Settings, host: str | None, port: int | None, worker
     as ``BE_API__MODEL_SOURCE``. The model is verified here first: a file that fails its checksum stops the
     command before any worker starts, as it does with one process.
     """
-    source = model_source(settings)
+    source = configured_model_source(settings)
     ServingState(source=source, max_concurrent_predictions=1).load(settings.intervals.level)
     os.environ["BE_API__MODEL_SOURCE"] = source
     logger.info("serving %s with %d worker processes", source, workers)

@@ -6,9 +6,9 @@ import functools
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,8 +16,19 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-Profile = Literal["full", "fast"]
-ParamGrid = dict[str, list[Any]]
+# A learner's own parameter names, each with the candidates its grid search tries.
+ParamGrid = dict[str, Annotated[list[Any], Field(min_length=1)]]
+
+
+class ProfileGrids(BaseModel):
+    """One training profile: a grid for each base learner of the stack, no more, no fewer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extra_trees: ParamGrid
+    xgboost: ParamGrid
+    lightgbm: ParamGrid
+    svr: ParamGrid
 
 
 class Paths(BaseModel):
@@ -38,6 +49,8 @@ class FeatureParams(BaseModel):
     use_mix_shrinkage: float = Field(ge=0)
     # Spread of EPA's actual-to-predicted intensity ratio, through which a score maps back to a ratio.
     energy_star_gamma_shape: float = Field(gt=0)
+    # Buildings' worth of weight pulling each use type's score baseline toward the overall one.
+    energy_star_smoothing: float = Field(ge=0)
     # Largest use types Portfolio Manager gives a score to: a model trained without the score calibrates
     # its intervals for these buildings apart from the others.
     energy_star_scorable_use_types: list[str] = Field(min_length=1)
@@ -71,6 +84,9 @@ class TuningSettings(BaseModel):
     trials: int = Field(gt=0)
     # Random trials before TPE models the study.
     startup_trials: int = Field(ge=1)
+    # The median pruner judges a trial once this many trials have finished, and after this many folds.
+    pruner_startup_trials: int = Field(ge=0)
+    pruner_warmup_folds: int = Field(ge=0)
     spaces: dict[str, dict[str, SearchSpace]]
     # A trial of the whole stack is five fits of the stack (44 s here), so its study is shorter.
     stack_trials: int = Field(gt=0)
@@ -90,6 +106,8 @@ class TrackingSettings(BaseModel):
     artifact_location: str
     experiment: str
     run_name: str
+    # The energy model's name; a model of another target is registered as ``<name>-<target>``, with a
+    # champion of its own.
     registered_model: str
     champion_alias: str
     # A version is promoted when its CV mean absolute log error exceeds the champion's by no more than this.
@@ -101,6 +119,10 @@ class TrackingSettings(BaseModel):
     ui_port: int = Field(gt=0, lt=65536)
     # One person's local UI: one server worker is plenty (MLflow's default starts several).
     ui_workers: int = Field(gt=0)
+
+    def model_name(self, target: str = "energy") -> str:
+        """The registered model of ``target``: a GHG model must never become the energy model's champion."""
+        return self.registered_model if target == "energy" else f"{self.registered_model}-{target}"
 
 
 class PrototypeParams(BaseModel):
@@ -162,7 +184,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings
     compare: CompareSettings
     api: ApiSettings
-    profiles: dict[str, dict[str, ParamGrid]]
+    profiles: dict[str, ProfileGrids]
 
     @classmethod
     def settings_customise_sources(
@@ -178,7 +200,7 @@ class Settings(BaseSettings):
     def grids(self, profile: str) -> dict[str, ParamGrid]:
         if profile not in self.profiles:
             raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(self.profiles)}")
-        return self.profiles[profile]
+        return self.profiles[profile].model_dump()
 
 
 def config_file() -> Path:

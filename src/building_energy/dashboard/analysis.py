@@ -31,6 +31,7 @@ from building_energy.models.loading import LoadedModel
 from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_csv
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy
 from building_energy.preprocessing.categories import normalise_category
+from building_energy.preprocessing.preprocessor import remove_outliers
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +137,10 @@ class Peers:
 
 
 def training_rows(buildings: pd.DataFrame, metadata: Mapping[str, Any]) -> pd.DataFrame:
-    """The buildings of the model's training split (every clean building not in its recorded test split)."""
+    """The buildings the model was trained on: every clean building not in its recorded test split, bar the
+    ones the City flagged as outliers."""
     test_ids = set(metadata.get("test_ids", []))
-    return buildings.loc[~buildings[BUILDING_ID].astype(int).isin(test_ids)]
+    return remove_outliers(buildings.loc[~buildings[BUILDING_ID].astype(int).isin(test_ids)])
 
 
 def similar_buildings(buildings: pd.DataFrame, property_type: str, target: str = TARGET_KBTU) -> Peers | None:

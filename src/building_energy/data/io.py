@@ -97,7 +97,8 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     if spans_lines.any():
         first = int(spans_lines.to_numpy().nonzero()[0][0])
         raise DataValidationError(
-            f"{path}: row {first + 1} has a value spanning several lines (an unbalanced quote?); fix the quoting"
+            f"{path}: the record at CSV line {first + 2} has a value spanning several lines (an unbalanced "
+            "quote?); fix the quoting"
         )
     frame = normalise_columns(frame)
     frame = frame.replace(dict.fromkeys(_MISSING_MARKERS, None))

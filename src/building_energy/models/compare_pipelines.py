@@ -21,7 +21,7 @@ from sklearn.base import clone
 
 from building_energy.config import PrototypeParams, Settings, get_config
 from building_energy.data.columns import BUILDING_ID
-from building_energy.models.artifacts import dump_joblib_bytes, write_bytes_atomically
+from building_energy.models.artifacts import dump_joblib_bytes, training_lock, write_bytes_atomically
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
@@ -135,7 +135,8 @@ def recorded_split(metadata: dict[str, Any], data_path: Path, config: Settings) 
     recorded = sorted(int(i) for i in metadata["test_ids"])
     if sorted(int(i) for i in test_rows[BUILDING_ID]) != recorded:
         raise SplitMismatchError(
-            f"{data_path}: the 80/20 split (random_state={metadata['random_state']}) does not give the "
+            f"{data_path}: the split of test_size={metadata['test_size']}, random_state={metadata['random_state']} "
+            "does not give the "
             f"{len(recorded)} test buildings the model recorded; compare needs the data it was trained on"
         )
     return train_rows, test_rows
@@ -184,16 +185,23 @@ def compare_pipelines(
 
     Writes ``compare_report.json`` (metrics) and ``compare_report.joblib`` (the same plus the test
     predictions, a DataFrame under ``predictions``) into ``output_dir`` and returns what the joblib holds.
+    ``output_dir`` defaults to the model file's folder, so one model's report never replaces another's.
     """
     config = config or get_config()
     loaded = model_source if isinstance(model_source, LoadedModel) else load_model(model_source)
+    if output_dir is None:
+        if loaded.source.startswith("models:/"):
+            raise ValueError(f"{loaded.source} has no folder of its own: say where the report goes (--output)")
+        output_dir = Path(loaded.source).parent
     if data_path is None:
         # The file the model was trained on when it is still there, else the configured one; either way
         # recorded_split checks that it yields the recorded test buildings.
         recorded_file = Path(str(loaded.metadata.get("data_path", "")))
         data_path = recorded_file if recorded_file.is_file() else Path(config.paths.data)
     train_rows, test_rows = recorded_split(loaded.metadata, Path(data_path), config)
-    return compare_on_split(loaded, train_rows, test_rows, Path(output_dir or config.paths.artifacts), config)
+    # Not while a training writes the same folder (its own comparison report included).
+    with training_lock(Path(output_dir)):
+        return compare_on_split(loaded, train_rows, test_rows, Path(output_dir), config)
 
 
 def compare_on_split(
@@ -236,6 +244,7 @@ def compare_on_split(
             "test_ids_sha256": hashlib.sha256(test_ids.encode()).hexdigest(),
         },
         "model_source": str(loaded.source),
+        "output_dir": str(output_dir),
         "model_profile": metadata.get("profile"),
         "data_sha256": metadata.get("data_sha256"),
         "target": target_column,

@@ -19,9 +19,6 @@ from building_energy.data.columns import BUILDING_ID
 
 logger = logging.getLogger(__name__)
 
-# The notebook prototype this system replaces (test split).
-PROTOTYPE_METRICS = {"mape": 0.42, "r2": 0.527, "rmse": 7.88e6, "mae": 2.40e6}
-
 
 def metrics_real(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> dict[str, float]:
     """MAPE, R², RMSE, MAE, median APE on kBtu; R² on log1p(kBtu)."""
@@ -51,12 +48,10 @@ def evaluate_model(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
 
 
 def format_metrics(metrics: dict[str, dict[str, Any]]) -> str:
-    """A table of train and test metrics beside the prototype's."""
-    rows = [f"{'metric':<12}{'train':>16}{'test':>16}{'prototype':>16}"]
+    """A table of train and test metrics (the prototype's, measured on the same split, come with `compare`)."""
+    rows = [f"{'metric':<12}{'train':>16}{'test':>16}"]
     for key in ("mape", "median_ape", "r2", "r2_log", "rmse", "mae"):
-        proto = PROTOTYPE_METRICS.get(key)
-        proto_text = f"{proto:>16,.3f}" if proto is not None else f"{'-':>16}"
-        rows.append(f"{key:<12}{metrics['train'][key]:>16,.3f}{metrics['test'][key]:>16,.3f}{proto_text}")
+        rows.append(f"{key:<12}{metrics['train'][key]:>16,.3f}{metrics['test'][key]:>16,.3f}")
     return "\n".join(rows)
 
 

@@ -217,6 +217,7 @@ def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str
                 "energy_star",
                 EnergyStarIntensity(
                     gamma_shape=config.features.energy_star_gamma_shape,
+                    smoothing=config.features.energy_star_smoothing,
                     cv=config.cv_folds,
                     random_state=config.random_state,
                 ),

@@ -31,8 +31,9 @@ GHG_COLUMNS = {
     LOWER_COLUMN: "lower_tco2e",
     UPPER_COLUMN: "upper_tco2e",
 }
-# Above this a prediction says more about the input than the building (Seattle's largest uses ~9e8).
-MAX_PLAUSIBLE_KBTU = 1e11
+# Above this a prediction says more about the input than the building (Seattle's largest building uses
+# ~9e8 kBtu and emits ~1.6e4 t CO2e a year).
+MAX_PLAUSIBLE = {"energy": 1e11, "ghg": 1e7}
 # The reason a row gets when the model itself raised on it: a bug to fix, but never the other rows' loss.
 MODEL_FAILURE = "the model failed on this row"
 # The largest whole number a float64 (and so an Int64 echo of it) holds exactly.
@@ -69,10 +70,12 @@ def predict_frame(
         for position, reason in failures.items():
             problems.setdefault(position, []).append(reason)
             scorable[position] = False
-    implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < MAX_PLAUSIBLE_KBTU))
+    ceiling = MAX_PLAUSIBLE[getattr(model, "metadata", {}).get("target", "energy")]
+    implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < ceiling))
     for position in map(int, np.flatnonzero(implausible)):
         problems.setdefault(position, []).append(f"prediction {predictions[position]!r} is out of range")
         predictions[position] = lower[position] = upper[position] = np.nan
+        scorable[position] = False  # nor explained: there is no estimate to explain
     out = pd.DataFrame(index=frame.index)
     if BUILDING_ID in frame:
         ids = pd.to_numeric(frame[BUILDING_ID], errors="coerce").astype("float64")

@@ -147,7 +147,9 @@ def open_study(
         sampler=optuna.samplers.TPESampler(
             seed=config.random_state + worker, n_startup_trials=config.tuning.startup_trials
         ),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=config.tuning.pruner_startup_trials, n_warmup_steps=config.tuning.pruner_warmup_folds
+        ),
         load_if_exists=True,
     )
 

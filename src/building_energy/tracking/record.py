@@ -32,7 +32,7 @@ class TrainingRecord:
     tracked: TrackedRun | None = None
     problems: list[str] = field(default_factory=list)
 
-    def summary(self, registered_model: str) -> list[str]:
+    def summary(self) -> list[str]:
         """What the command line reports about the run, the registry and anything that went wrong."""
         lines = []
         if self.comparison is not None:
@@ -46,7 +46,7 @@ class TrainingRecord:
             run = self.tracked
             lines.append(f"MLflow run {run.run_id} in {run.tracking_uri}")
             lines.append(
-                f"{registered_model} version {run.model_version}: {run.decision.status} ({run.decision.reason})"
+                f"{run.registered_model} version {run.model_version}: {run.decision.status} ({run.decision.reason})"
             )
         lines.extend(f"warning: {problem}" for problem in self.problems)
         return lines

@@ -97,13 +97,13 @@ def decide_promotion(
     return PromotionDecision(False, f"worse by {candidate_error - champion_error:.4f}: {comparison}")
 
 
-def champion_version(mlflow_client: MlflowClient, config: Settings) -> ModelVersion | None:
-    """The version holding the champion alias, or ``None`` when there is no model or no alias yet."""
+def champion_version(mlflow_client: MlflowClient, config: Settings, target: str = "energy") -> ModelVersion | None:
+    """The version holding ``target``'s champion alias, or ``None`` when there is no model or no alias yet."""
     from mlflow.exceptions import MlflowException
 
     try:
         return mlflow_client.get_model_version_by_alias(
-            config.tracking.registered_model, config.tracking.champion_alias
+            config.tracking.model_name(target), config.tracking.champion_alias
         )
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
@@ -112,38 +112,29 @@ def champion_version(mlflow_client: MlflowClient, config: Settings) -> ModelVers
 
 
 def promote_if_not_worse(
-    mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings, target: str | None = None
+    mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings, target: str = "energy"
 ) -> PromotionDecision:
-    """Move the champion alias to ``version`` if its CV score is within tolerance of the champion's.
+    """Move ``target``'s champion alias to ``version`` if its CV score is within tolerance of the champion's.
 
-    A version predicting another ``target`` (energy vs GHG) than the champion is never compared: it stays
-    a challenger until promoted by hand.
+    Each target has its own registered model (``TrackingSettings.model_name``), so only models of one
+    target are ever compared.
     """
-    name = config.tracking.registered_model
-    champion = champion_version(mlflow_client, config)
-    champion_score = None
-    decision = None
-    if champion is not None and champion.version != version:
-        champion_run = mlflow_client.get_run(str(champion.run_id))
-        champion_target = champion_run.data.tags.get("target")
-        if target is not None and champion_target is not None and champion_target != target:
-            decision = PromotionDecision(
-                False,
-                f"predicts {target}, champion version {champion.version} predicts {champion_target}: "
-                "not comparable; `building-energy promote` switches by hand",
-            )
-        champion_score = champion_run.data.metrics.get(CV_SCORE_METRIC)
+    name = config.tracking.model_name(target)
+    champion = champion_version(mlflow_client, config, target)
+    if champion is None:
+        decision = decide_promotion(candidate_score, None, config.tracking.promotion_tolerance)
+    elif champion.version == version:
+        decision = PromotionDecision(True, "already the champion")
+    else:
+        champion_score = mlflow_client.get_run(str(champion.run_id)).data.metrics.get(CV_SCORE_METRIC)
         if champion_score is None:
-            logger.warning(
-                "champion version %s has no %s; the new version replaces it", champion.version, CV_SCORE_METRIC
+            decision = PromotionDecision(
+                True, f"champion version {champion.version} has no {CV_SCORE_METRIC} to compare with; replaced"
             )
-    if decision is None:
-        decision = decide_promotion(
-            candidate_score,
-            champion_score,
-            config.tracking.promotion_tolerance,
-            champion.version if champion is not None else None,
-        )
+        else:
+            decision = decide_promotion(
+                candidate_score, champion_score, config.tracking.promotion_tolerance, str(champion.version)
+            )
     mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
     mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
     if decision.promote:
@@ -161,20 +152,23 @@ def _mark(mlflow_client: MlflowClient, name: str, version: ModelVersion, status:
         mlflow_client.set_tag(version.run_id, STATUS_TAG, status)
 
 
-def promote_version(version: int | str, config: Settings | None = None, tracking_uri: str | None = None) -> str | None:
-    """Make ``version`` the champion unconditionally (rollback); return the previous champion's version."""
+def promote_version(
+    version: int | str, config: Settings | None = None, tracking_uri: str | None = None, target: str = "energy"
+) -> str | None:
+    """Make ``version`` of ``target``'s model the champion unconditionally (rollback); return the previous
+    champion's version."""
     from mlflow.exceptions import MlflowException
 
     config = config or get_config()
     uri = resolve_tracking_uri(config, tracking_uri)
-    name = config.tracking.registered_model
+    name = config.tracking.model_name(target)
     with bounded_http(config):
         mlflow_client = client(uri)
         try:
             chosen = mlflow_client.get_model_version(name, str(version))
         except MlflowException as error:
             raise TrackingError(f"{name} has no version {version} in {uri}: {error.message}") from error
-        previous = champion_version(mlflow_client, config)
+        previous = champion_version(mlflow_client, config, target)
         mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
         _mark(mlflow_client, name, chosen, "champion")
         mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")

@@ -49,6 +49,7 @@ class TrackedRun:
     run_id: str
     experiment_id: str
     tracking_uri: str
+    registered_model: str
     model_version: str
     decision: PromotionDecision
 
@@ -189,12 +190,12 @@ def track_training(
                 mlflow.log_artifact(str(path), artifact_path=PLOTS_DIR)
             # Exactly the verified model.joblib, not a copy kept in memory.
             model = load_artifact(result.model_path)["model"]
-            info = log_sklearn_model(model, inputs, result, config.tracking.registered_model)
+            target = str(result.metadata["target"])
+            name = config.tracking.model_name(target)
+            info = log_sklearn_model(model, inputs, result, name)
             version = str(info.registered_model_version)
-            decision = promote_if_not_worse(
-                mlflow_client, version, cv_score(result.metrics), config, str(result.metadata["target"])
-            )
+            decision = promote_if_not_worse(mlflow_client, version, cv_score(result.metrics), config, target)
             mlflow.set_tag(STATUS_TAG, decision.status)
             mlflow.set_tag("registered_version", version)
-    logger.info("tracked run %s in %s: %s version %s", run_id, uri, config.tracking.registered_model, version)
-    return TrackedRun(run_id, experiment_id, uri, version, decision)
+    logger.info("tracked run %s in %s: %s version %s", run_id, uri, name, version)
+    return TrackedRun(run_id, experiment_id, uri, name, version, decision)
