@@ -50,7 +50,7 @@ def test_single_threaded_prediction_changes_no_prediction() -> None:
     X = pd.DataFrame(rng.normal(size=(400, 5)), columns=["a", "b", "c", "d", AREA_FEATURE])
     y = X["a"] * 2 + X[AREA_FEATURE] + rng.normal(scale=0.1, size=400)
     model = IntensityRegressor(HistGradientBoostingRegressor(max_iter=30, random_state=0), monotone=False).fit(X, y)
-    assert any(lib["user_api"] == "openmp" and lib["num_threads"] >= 1 for lib in threadpool_info())
+    assert any(lib["user_api"] == "openmp" for lib in threadpool_info()), "the premise: an OpenMP runtime is loaded"
     threaded = model.estimator_.predict(X) + X[AREA_FEATURE].to_numpy()  # OpenMP threads as configured
     np.testing.assert_array_equal(model.predict(X), threaded)
     np.testing.assert_array_equal(model.predict(X.iloc[[3]]), threaded[[3]])
