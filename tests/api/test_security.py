@@ -44,10 +44,24 @@ def _nested(depth: int) -> str:
         ('{"a": "\\"[[[[", "b": [1, {"c": []}]}', 4),
         (_nested(100_000), 100_000),
         ('{"buildings": [{}]}', 3),
+        ('[1, {"a": "a string that never closes [[[[', 2),
     ],
 )
 def test_json_depth_counts_structure_not_text(body: str, depth: int) -> None:
     assert json_depth(body.encode()) == depth
+
+
+# A string that never closes, escaped quotes all the way to the body cap: a pattern that backtracks takes
+# hours on it (5 s at 32 KB, growing with the square of the size); the timeout only guards against a hang.
+UNCLOSED_STRING = '"' + '\\"' * ((get_config().api.max_body_bytes - 16) // 2)
+
+
+@pytest.mark.timeout(120)
+def test_an_unclosed_string_of_escaped_quotes_is_read_once(client: TestClient) -> None:
+    assert json_depth(UNCLOSED_STRING.encode()) == 0
+    response = client.post("/predict", content=UNCLOSED_STRING, headers={"content-type": "application/json"})
+    assert response.status_code == 422  # the parser's refusal, not the depth guard's
+    assert response.json()["detail"][0]["type"] != "json_too_deep"
 
 
 @pytest.mark.parametrize("path", ["/predict", "/predict/batch"])

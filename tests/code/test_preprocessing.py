@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
-from building_energy.data.columns import METER_COLUMNS, MODEL_INPUTS, TARGET_LOG
+from building_energy.data.columns import METER_COLUMNS, MODEL_INPUTS, TARGET_GHG, TARGET_LOG
+from building_energy.data.schema import DataValidationError
 from building_energy.models.train import prepare_xy
 from building_energy.preprocessing.categories import normalise_category, split_use_types
-from building_energy.preprocessing.preprocessor import remove_outliers
+from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
 
 def test_clean_buildings_are_non_residential_with_positive_target(clean_buildings: pd.DataFrame) -> None:
@@ -51,3 +55,11 @@ def test_use_type_list_keeps_commas_inside_parentheses() -> None:
     listing = "Office, Personal Services (Health/Beauty, Dry Cleaning, etc), Parking"
     assert split_use_types(listing) == ["Office", "Personal Services (Health/Beauty, Dry Cleaning, etc)", "Parking"]
     assert split_use_types(np.nan) == []
+
+
+def test_a_file_without_the_chosen_target_is_refused_naming_it(data_path: Path, tmp_path: Path) -> None:
+    without_ghg = tmp_path / "no_ghg.csv"
+    pd.read_csv(data_path).drop(columns=TARGET_GHG).to_csv(without_ghg, index=False)
+    assert len(preprocess_data(without_ghg)) > 0  # the energy model does not need it
+    with pytest.raises(DataValidationError, match=r"no_ghg.csv: missing the target column 'TotalGHGEmissions'"):
+        preprocess_data(without_ghg, target=TARGET_GHG)

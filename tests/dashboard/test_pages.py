@@ -104,6 +104,7 @@ def _test_building(trained: TrainingResult, clean_buildings: pd.DataFrame, with_
 @pytest.mark.parametrize("with_score", [True, False], ids=["energy-star-score", "no-energy-star-score"])
 def test_prefilled_form_gives_the_cli_prediction(
     dashboard_env: TrainingResult,
+    app_config: Callable[..., None],
     loaded: LoadedModel,
     clean_buildings: pd.DataFrame,
     raw_buildings: pd.DataFrame,
@@ -111,6 +112,7 @@ def test_prefilled_form_gives_the_cli_prediction(
     with_score: bool,
 ) -> None:
     building_id = _test_building(dashboard_env, clean_buildings, with_score)
+    app_config(BE_DASHBOARD__TOP_DRIVERS="7")
     app = open_page("Predict")
     app.selectbox(key="prefill").set_value(building_id).run()
     assert app.metric == [] and "prediction" not in app.session_state  # prefilling is not predicting
@@ -130,8 +132,12 @@ def test_prefilled_form_gives_the_cli_prediction(
     expected = predict_frame(loaded, read_back, problems)
     lower, upper = float(expected[LOWER_COLUMN].iloc[0]), float(expected[UPPER_COLUMN].iloc[0])
     assert metric(app, "Likely range") == f"{lower:,.0f} – {upper:,.0f} kBtu"
-    drivers_heading = "**Top drivers of this prediction**" in texts(app.markdown)
-    assert drivers_heading == callable(getattr(loaded, "explain", None))  # shown once the model can explain
+    assert "**Top drivers of this prediction**" in texts(app.markdown)
+    shown = app.dataframe[0].value
+    # As many as the configuration asks for (7 here, not the explainer's default 5), as the model explains.
+    (expected_drivers,) = loaded.explain(read_back, top_k=7)
+    assert shown["field"].tolist() == [d["field"] for d in expected_drivers]
+    np.testing.assert_allclose(shown["factor"], [d["factor"] for d in expected_drivers], rtol=1e-9)
 
 
 def test_typed_building_is_scored_only_on_submit_and_matches_the_cli(

@@ -108,3 +108,52 @@ def test_an_unbalanced_quote_is_a_file_error(tmp_path: Path) -> None:
     path.write_text('PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n')
     with pytest.raises(DataValidationError, match="record at CSV line 2 has a value spanning several lines"):
         read_buildings_csv(path)
+
+
+HEADER = "OSEBuildingID,PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"
+
+
+def test_a_trailing_comma_on_every_line_shifts_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "trailing.csv"
+    path.write_text(HEADER + "7,Hotel,88434,1927,\n8,Office,1000,1990,\n")
+    frame, problems = read_buildings_csv(path)
+    assert problems == {}
+    assert frame.to_dict("list") == {
+        "OSEBuildingID": [7.0, 8.0],
+        "PrimaryPropertyType": ["Hotel", "Office"],
+        "PropertyGFATotal": [88434.0, 1000.0],
+        "YearBuilt": [1927.0, 1990.0],
+    }
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # Once, the first such row made pandas take the ids for an index and shift every column left.
+        ("7,Hotel, Inc,88434,1927\n8,Office,1000,1990\n", "CSV line 2 has 5 values for 4 columns"),
+        ("7,Hotel,88434,1927\n8,Office, Inc,1000,1990\n", "CSV line 3 has 5 values for 4 columns"),
+        # Every line number after it would be off by one.
+        ("7,Hotel,88434,1927\n\n8,Office,big,1990\n", "CSV line 3 is blank between records"),
+    ],
+    ids=["first row too long", "later row too long", "blank line"],
+)
+def test_records_pandas_would_misread_are_refused_by_line(tmp_path: Path, rows: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + rows)
+    with pytest.raises(DataValidationError, match=message):
+        read_buildings_csv(path)
+
+
+def test_blank_lines_at_the_end_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "end.csv"
+    path.write_text(HEADER + "7,Hotel,88434,1927\n\n\n")
+    assert len(read_buildings_csv(path)[0]) == 1
+
+
+def test_two_headers_for_one_field_are_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text(
+        "OSEBuildingID,PrimaryPropertyType,YearBuilt,year_built,PropertyGFATotal\n7,Hotel,1927,1927,88434\n"
+    )
+    with pytest.raises(DataValidationError, match="'YearBuilt' and 'year_built' both mean YearBuilt"):
+        read_buildings_csv(path)

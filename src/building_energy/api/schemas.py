@@ -73,8 +73,9 @@ class BuildingIn(BaseModel):
         json_schema_extra={"examples": [EXAMPLE_BUILDING]},
     )
 
+    # At most 2**53, like the City file's schema: the largest whole number a float64 column holds exactly.
     ose_building_id: int | None = Field(
-        None, alias=BUILDING_ID, gt=0, description="The City's building id, echoed in the answer"
+        None, alias=BUILDING_ID, gt=0, le=2**53, description="The City's building id, echoed in the answer"
     )
     primary_property_type: Category = Field(
         alias="PrimaryPropertyType", description="e.g. 'Hotel', 'Small- and Mid-Sized Office', 'K-12 School'"

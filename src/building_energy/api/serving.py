@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import numpy as np
 import pandas as pd
-from anyio import CapacityLimiter
+from anyio import CapacityLimiter, Lock
 
 from building_energy.api.schemas import (
     BuildingIn,
@@ -181,6 +181,8 @@ class ServingState:
     reason: str | None = "the model has not been loaded yet"
     startup_error: BaseException | None = None
     _limiter: CapacityLimiter | None = field(default=None, repr=False)
+    # One admin reload at a time: two at once could end on the older model, whichever loaded slower.
+    reload_lock: Lock = field(default_factory=Lock, repr=False)
 
     def load(self, interval_level: float) -> None:
         """Load the model. A missing one leaves the app up without it (503 and the reason); a model file that

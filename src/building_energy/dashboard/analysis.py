@@ -170,36 +170,10 @@ def prediction_interval(predictions: pd.DataFrame) -> tuple[float, float] | None
     return (lower, upper) if np.isfinite(lower) and np.isfinite(upper) else None
 
 
-def top_drivers(loaded: LoadedModel, row: pd.DataFrame, top: int) -> pd.DataFrame | None:
-    """The largest contributions to this prediction when the model can explain itself (issue 6), else ``None``.
-
-    Accepts what ``LoadedModel.explain(row)`` may return: per row a list of records (``{"field": ...,
-    "factor": ...}``), a frame, or a series/mapping of field to contribution (largest absolute first).
-    """
-    explain = getattr(loaded, "explain", None)
-    if not callable(explain):
-        return None
-    explained = explain(row)
-    if isinstance(explained, pd.DataFrame):
-        numeric = explained.select_dtypes("number")
-        if not (len(explained) == 1 and numeric.shape[1] == explained.shape[1]):
-            return explained.head(top).reset_index(drop=True)
-        explained = numeric.iloc[0]  # one row, one column per field
-    if isinstance(explained, list | tuple):
-        records = list(explained)
-        if len(records) == 1 and isinstance(records[0], list | tuple):
-            records = list(records[0])  # one entry per input row: this row's drivers
-        if records and all(isinstance(r, Mapping) for r in records):
-            return pd.DataFrame.from_records(records).head(top)
-        logger.warning("explain() returned an unknown sequence; not shown")
-        return None
-    series = pd.Series(explained, dtype=float) if isinstance(explained, Mapping) else explained
-    if not isinstance(series, pd.Series):
-        logger.warning("explain() returned a %s; not shown", type(explained).__name__)
-        return None
-    series = series.astype(float)
-    order = series.abs().sort_values(ascending=False).index[:top]
-    return pd.DataFrame({"field": [str(i) for i in order], "contribution": series.loc[order].to_numpy()})
+def top_drivers(loaded: LoadedModel, row: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The ``top`` input fields that move this one-row prediction most (SHAP), as ``field`` and ``factor``."""
+    (drivers,) = loaded.explain(row, top_k=top)
+    return pd.DataFrame.from_records(drivers)
 
 
 # --- batch scoring -------------------------------------------------------------------------------------------

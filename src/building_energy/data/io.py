@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
@@ -47,7 +48,41 @@ def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Rename the columns of any export of the data set to the archived names."""
     canonical = _canonical_names()
     renames = {col: canonical.get(_column_key(str(col)), str(col).strip()) for col in frame.columns}
+    headers_by_name: dict[str, list[str]] = {}
+    for header, name in renames.items():
+        headers_by_name.setdefault(name, []).append(str(header))
+    clashes = {name: headers for name, headers in headers_by_name.items() if len(headers) > 1}
+    if clashes:
+        described = "; ".join(
+            f"{' and '.join(map(repr, headers))} both mean {name}" for name, headers in clashes.items()
+        )
+        raise DataValidationError(f"two columns hold the same field: {described}; keep one of each")
     return frame.rename(columns=renames)
+
+
+def check_records(path: Path, encoding: str) -> None:
+    """Refuse what pandas would read wrong without a word: a record with values beyond the header's columns
+    (an unquoted comma shifts every later field of the row), and a blank line between records (every CSV
+    line number reported after it would be off by one). Empty trailing fields, as some exports write at the
+    end of every line, are fine."""
+    with path.open(newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle, skipinitialspace=True)
+        try:
+            header = next(reader, [])
+            blank_line = None
+            for record in reader:
+                if not "".join(record).strip():
+                    blank_line = blank_line or reader.line_num
+                    continue
+                if blank_line is not None:
+                    raise DataValidationError(f"{path}: CSV line {blank_line} is blank between records; remove it")
+                if any(value.strip() for value in record[len(header) :]):
+                    raise DataValidationError(
+                        f"{path}: CSV line {reader.line_num} has {len(record)} values for {len(header)} columns "
+                        "(a comma inside a value that is not quoted?)"
+                    )
+        except csv.Error as error:
+            raise DataValidationError(f"{path}: not a readable CSV ({error})") from error
 
 
 def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str]]]:
@@ -80,7 +115,11 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     last_error: Exception | None = None
     for encoding in _ENCODINGS:
         try:
-            frame = pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, skipinitialspace=True)
+            check_records(path, encoding)
+            # index_col=False: a trailing comma on every line must not turn the first column into the index.
+            frame = pd.read_csv(
+                path, encoding=encoding, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False
+            )
             break
         except UnicodeDecodeError as error:
             last_error = error
@@ -100,7 +139,10 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
             f"{path}: the record at CSV line {first + 2} has a value spanning several lines (an unbalanced "
             "quote?); fix the quoting"
         )
-    frame = normalise_columns(frame)
+    try:
+        frame = normalise_columns(frame)
+    except DataValidationError as error:
+        raise DataValidationError(f"{path}: {error}") from error
     frame = frame.replace(dict.fromkeys(_MISSING_MARKERS, None))
     return parse_numbers(frame)
 

@@ -79,4 +79,8 @@ def remove_outliers(train_buildings: pd.DataFrame) -> pd.DataFrame:
 
 def preprocess_data(data_path: Path, target: str = TARGET_KBTU) -> pd.DataFrame:
     """Read, validate and clean the City's CSV: ``clean_buildings`` ready to split."""
-    return preprocess_df(load_raw_buildings(data_path), target=target)
+    raw_buildings = load_raw_buildings(data_path)
+    # The schema requires the energy column; a GHG model needs its own target too.
+    if target not in raw_buildings:
+        raise DataValidationError(f"{data_path}: missing the target column {target!r}")
+    return preprocess_df(raw_buildings, target=target)

@@ -118,6 +118,8 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"NumberofFloors": 500}, "NumberofFloors", "less_than_equal"),
     ({"NumberofBuildings": -1}, "NumberofBuildings", "greater_than_equal"),
     ({"OSEBuildingID": 0}, "OSEBuildingID", "greater_than"),
+    ({"OSEBuildingID": 2**53 + 1}, "OSEBuildingID", "less_than_equal"),
+    ({"OSEBuildingID": 10**400}, "OSEBuildingID", "less_than_equal"),  # beyond float64: once a 500
     ({"Neighborhood": "x" * 201}, "Neighborhood", "string_too_long"),
     ({"YearBuit": 1927}, "YearBuit", "extra_forbidden"),
     ({"SiteEnergyUse(kBtu)": 7226362.5}, "SiteEnergyUse(kBtu)", "extra_forbidden"),
@@ -185,6 +187,15 @@ def test_a_batch_with_bad_items_answers_the_good_ones(client: TestClient) -> Non
     assert "Neighborhood 'ATLANTIS'" in items[3]["prediction"]["warnings"][0]
     assert [(e["field"], e["type"]) for e in items[4]["errors"]] == [("Colour", "extra_forbidden")]
     assert body["model_version"] == single["model_version"]
+
+
+def test_an_id_beyond_float64_fails_its_own_item_only(client: TestClient) -> None:
+    batch = [EXAMPLE_BUILDING, {**EXAMPLE_BUILDING, "OSEBuildingID": 10**400}]
+    response = client.post("/predict/batch", json={"buildings": batch})
+    assert response.status_code == 200, response.text
+    first, second = response.json()["items"]
+    assert first["prediction"] == _predict(client, EXAMPLE_BUILDING)
+    assert [(e["field"], e["type"]) for e in second["errors"]] == [("OSEBuildingID", "less_than_equal")]
 
 
 def test_a_batch_of_only_bad_items_is_still_answered(client: TestClient) -> None:

@@ -104,7 +104,7 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
     if drivers is not None:
         st.markdown("**Top drivers of this prediction**")
         factor = {"factor": st.column_config.NumberColumn("factor on the estimate", format="×%.3f")}
-        st.dataframe(drivers, hide_index=True, column_config=factor if "factor" in drivers else None)
+        st.dataframe(drivers, hide_index=True, column_config=factor)
     with st.expander("The record sent to the model"):
         st.dataframe(row.T.rename(columns={0: "value"}).astype(str))
 
