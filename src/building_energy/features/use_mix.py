@@ -105,18 +105,19 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
         return share_matrix(long, len(X), use_types), use_types
 
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
-        intensity = self._intensity(X, y)
+        self._fit(X, self._intensity(X, y), *self._shares(X))
+        return self
+
+    def _fit(self, X: pd.DataFrame, intensity: np.ndarray, shares: np.ndarray, use_types: pd.Index) -> None:
         self.prior_ = float(np.nanmean(intensity))
-        shares, use_types = self._shares(X)
         self.means_ = pd.Series(fit_use_intensities(shares, intensity, self.prior_, self.shrinkage), index=use_types)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
-        return self
 
     def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
-        self.fit(X, y)
         intensity = self._intensity(X, y)
-        shares, _ = self._shares(X)
+        shares, use_types = self._shares(X)
+        self._fit(X, intensity, shares, use_types)
         encoded = np.empty(len(X))
         folds = KFold(self.cv, shuffle=True, random_state=self.random_state)
         for train_rows, held_out in folds.split(X):

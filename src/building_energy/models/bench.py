@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def trusted_rows(buildings: pd.DataFrame) -> np.ndarray:
     return np.asarray(compliant & ~flagged)
 
 
+def benchmark_folds(
+    clean_buildings: pd.DataFrame, n_folds: int, seed: int
+) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
+    """The benchmark's k folds of one seed: each fold's training rows (every other fold's building bar the
+    City's outliers) and its held-out rows whose ground truth is trusted."""
+    trusted = trusted_rows(clean_buildings)
+    for fold, (train_idx, test_idx) in enumerate(
+        KFold(n_folds, shuffle=True, random_state=seed).split(clean_buildings)
+    ):
+        yield fold, remove_outliers(clean_buildings.iloc[train_idx]), clean_buildings.iloc[test_idx][trusted[test_idx]]
+
+
 @dataclass
 class BenchResult:
     label: str
@@ -68,17 +81,12 @@ def run_benchmark(
     config = config or get_config()
     target_column = TARGET_COLUMNS[target]
     clean_buildings = preprocess_data(Path(data_path or config.paths.data), target=target_column)
-    trusted = trusted_rows(clean_buildings)
     rows = []
     for seed in seeds:
-        for fold, (train_idx, test_idx) in enumerate(
-            KFold(n_folds, shuffle=True, random_state=seed).split(clean_buildings)
-        ):
+        for fold, model_input, held_out in benchmark_folds(clean_buildings, n_folds, seed):
             started = time.perf_counter()
-            model_input = remove_outliers(clean_buildings.iloc[train_idx])
             model, _ = fit_stack(model_input, config, profile, use_energy_star, target_column)
             seconds = time.perf_counter() - started
-            held_out = clean_buildings.iloc[test_idx][trusted[test_idx]]
             X, y = prepare_xy(held_out, target_column)
             point, lower, upper = predict_interval(model, X, config.intervals.level)
             truth = y.to_numpy()

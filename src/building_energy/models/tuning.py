@@ -31,7 +31,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from building_energy.config import SearchSpace, Settings, get_config
-from building_energy.models.bench import trusted_rows
+from building_energy.models.bench import benchmark_folds
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.pipeline import LEARNERS, build_learner_pipeline, build_stacking_pipeline
 from building_energy.models.search import NEG_MAE_LOG
@@ -205,19 +205,17 @@ def make_stack_objective(
     target_column: str,
     worker: int = 0,
 ) -> Callable[[optuna.Trial], float]:
-    """Mean R2 of log energy over the folds of one benchmark seed (``random_state``): train on every
-    building of the other folds bar outliers, score the held-out rows whose ground truth is trusted."""
-    trusted = trusted_rows(clean_buildings)
-    folds = list(KFold(config.cv_folds, shuffle=True, random_state=config.random_state).split(clean_buildings))
+    """Mean R2 of log energy over the benchmark's folds of one seed (``random_state``)."""
+    folds = list(benchmark_folds(clean_buildings, config.cv_folds, config.random_state))
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker)
         params = suggest_stack(trial, base, config.tuning.stack_spaces)
         scores = []
-        for step, (train_idx, test_idx) in enumerate(folds):
-            X, y = prepare_xy(remove_outliers(clean_buildings.iloc[train_idx]), target_column)
+        for step, model_input, held_out in folds:
+            X, y = prepare_xy(model_input, target_column)
             model = build_stacking_pipeline(config, params, use_energy_star).fit(X, y)
-            X_test, y_test = prepare_xy(clean_buildings.iloc[test_idx][trusted[test_idx]], target_column)
+            X_test, y_test = prepare_xy(held_out, target_column)
             scores.append(metrics_real(y_test.to_numpy(), model.predict(X_test))["r2_log"])
             trial.report(float(np.mean(scores)), step)
             if trial.should_prune():
@@ -231,10 +229,11 @@ def stack_study_name(profile: str, target: str, use_energy_star: bool) -> str:
     return f"{STACK}-{profile}-{target}-{'es' if use_energy_star else 'no-es'}"
 
 
-def open_stack_study(name: str, storage: str, config: Settings, profile: str, worker: int = 0) -> optuna.Study:
-    """The stack's study; a new one gets ``profile``'s own values as its first trial, so that the study can
-    only improve on the profile."""
-    base = profile_values(config, profile)
+def open_stack_study(
+    name: str, storage: str, config: Settings, base: dict[str, dict[str, Any]], worker: int = 0
+) -> optuna.Study:
+    """The stack's study; a new one gets the ``base`` profile's own values as its first trial, so that the
+    study can only improve on the profile."""
     unknown = sorted(set(config.tuning.stack_spaces) - set(base))
     if unknown:
         raise ValueError(f"tuning.stack_spaces names learners the stack does not have: {unknown}; known: {LEARNERS}")
@@ -273,7 +272,7 @@ def tune_stack(
     target_column = TARGET_COLUMNS[target]
     clean_buildings = preprocess_data(Path(data_path or config.paths.data), target_column)
 
-    study = open_stack_study(name, storage or str(config.tuning.storage), config, profile, worker)
+    study = open_stack_study(name, storage or str(config.tuning.storage), config, base, worker)
     run_study(
         study,
         make_stack_objective(clean_buildings, config, base, use_energy_star, target_column, worker),
@@ -334,7 +333,7 @@ def tune_in_workers(learner: str, n_trials: int, workers: int = 1, **kwargs: Any
         # Before any worker starts: the profile must be the study's first trial, whichever worker takes it.
         profile = kwargs.get("profile", "full")
         default_name = stack_study_name(profile, kwargs.get("target", "energy"), kwargs.get("use_energy_star", True))
-        open_stack_study(kwargs.get("study_name") or default_name, storage, config, profile)
+        open_stack_study(kwargs.get("study_name") or default_name, storage, config, profile_values(config, profile))
     jobs = [
         {"learner": learner, "n_trials": n_trials, "storage": storage, "worker": i, **kwargs} for i in range(workers)
     ]
