@@ -17,9 +17,10 @@ from building_energy.dashboard.analysis import score_upload
 from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
 from building_energy.data.schema import DataValidationError
 from building_energy.models.loading import LoadedModel, load_model
-from building_energy.models.predict import ERROR_COLUMN, MODEL_FAILURE, PREDICTION_COLUMN, predict_frame
+from building_energy.models.predict import ERROR_COLUMN, MODEL_FAILURE, PREDICTION_COLUMN, predict_frame, score_frame
 from building_energy.models.train import TrainingResult
 from tests.hostile import edge_grid, fuzz, hostile_rows
+from tests.injected_fault import FAULTY_YEAR, INJECTED_MESSAGE, save_with_fault
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +81,31 @@ def test_hostile_rows_are_scored_or_explained(
     alone = predict_frame(model, frame.iloc[[0]])
     assert alone.loc[0, ERROR_COLUMN] == out.loc[0, ERROR_COLUMN]
     np.testing.assert_allclose(alone[PREDICTION_COLUMN].iloc[0], out[PREDICTION_COLUMN].iloc[0], rtol=1e-9)
+
+
+def test_a_row_the_model_fails_on_costs_that_row_only(
+    trained: TrainingResult, model: LoadedModel, sample_buildings: pd.DataFrame, tmp_path: Path
+) -> None:
+    faulty = load_model(save_with_fault(trained.model_path, tmp_path))
+    frame = sample_buildings.head(5).reset_index(drop=True)
+    assert (frame["YearBuilt"] != FAULTY_YEAR).all()
+    frame.loc[2, "YearBuilt"] = FAULTY_YEAR
+
+    scored = score_frame(faulty, frame)
+
+    assert scored.model_failures == {2}
+    out = scored.table
+    assert out.loc[2, ERROR_COLUMN].startswith(MODEL_FAILURE)
+    assert INJECTED_MESSAGE in out.loc[2, ERROR_COLUMN]
+    assert out.loc[2, [PREDICTION_COLUMN, "lower_kbtu", "upper_kbtu"]].isna().all()
+    # Every other row is scored exactly as the intact model scores it.
+    others = [0, 1, 3, 4]
+    intact = predict_frame(model, frame)
+    assert (out.loc[others, ERROR_COLUMN] == "").all()
+    pd.testing.assert_frame_equal(out.loc[others], intact.loc[others])
+    # A row that fails on its input is the input's fault, not the model's.
+    frame.loc[0, "PropertyGFATotal"] = -5
+    assert score_frame(faulty, frame).model_failures == {2}
 
 
 class _Tripwire:

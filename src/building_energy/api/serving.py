@@ -1,7 +1,7 @@
-"""The model the API serves: loaded once, verified, and asked only through ``predict_frame``.
+"""The model the API serves: loaded once, verified, and asked only through ``score_frame``.
 
 Nothing here engineers a feature. A request becomes a raw City record (``buildings_frame``) and goes
-through the same ``predict_frame`` as ``building-energy predict``; the only thing looked at inside the
+through the same ``score_frame`` as ``building-energy predict``; the only thing looked at inside the
 fitted pipeline is which categories its target encoder saw, to warn about the ones it did not.
 """
 
@@ -35,13 +35,17 @@ from building_energy.models.predict import (
     PREDICTION_COLUMN,
     TARGET_UNITS,
     UPPER_COLUMN,
-    predict_frame,
+    score_frame,
 )
 from building_energy.preprocessing.categories import normalise_category
 
 logger = logging.getLogger(__name__)
 
 ENERGY_STAR = "ENERGYSTARScore"
+# The error type of a valid building the model raised on: the server's fault, answered with a 500.
+MODEL_ERROR = "model_error"
+# What a client is told instead of the exception, which names the server's internals; the log has it all.
+MODEL_ERROR_MESSAGE = "the model failed on this building; the error is in the server's log"
 T = TypeVar("T")
 
 
@@ -135,14 +139,18 @@ class ServedModel:
         if not buildings:
             return []
         frame = buildings_frame(buildings)
-        scored = predict_frame(self.loaded, frame, interval_level=self.interval_level)
-        # predict_frame names its columns after the model's target.
+        outcome = score_frame(self.loaded, frame, interval_level=self.interval_level)
+        scored = outcome.table
+        # score_frame names its columns after the model's target.
         names = GHG_COLUMNS if self.target == "ghg" else {column: column for column in GHG_COLUMNS}
         has_interval = names[LOWER_COLUMN] in scored and names[UPPER_COLUMN] in scored
         warnings = self.warnings(frame)
         results: list[PredictionOut | list[FieldError]] = []
         for position, building in enumerate(buildings):
             row = scored.iloc[position]
+            if position in outcome.model_failures:
+                results.append([FieldError(field=None, message=MODEL_ERROR_MESSAGE, type=MODEL_ERROR)])
+                continue
             if row[ERROR_COLUMN]:
                 results.append([FieldError(field=None, message=str(row[ERROR_COLUMN]), type="prediction_error")])
                 continue
@@ -151,7 +159,7 @@ class ServedModel:
                     building_id=building.ose_building_id,
                     target="ghg" if self.target == "ghg" else "energy",
                     unit=self.unit,
-                    # predict_frame turns a non-finite or implausible prediction into a row error (above).
+                    # score_frame turns a non-finite or implausible prediction into a row error (above).
                     prediction=float(row[names[PREDICTION_COLUMN]]),
                     lower=finite_or_none(row[names[LOWER_COLUMN]]) if has_interval else None,
                     upper=finite_or_none(row[names[UPPER_COLUMN]]) if has_interval else None,

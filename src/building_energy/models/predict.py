@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ MODEL_FAILURE = "the model failed on this row"
 _MAX_EXACT_ID = 2.0**53
 
 
+@dataclass(frozen=True)
+class ScoredFrame:
+    """``predict_frame``'s table, and which of its rows failed in the model itself rather than on their input.
+
+    A row in ``model_failures`` is a fault of the model (or of the code around it), not of the building: the
+    API answers it with a server error instead of telling the client to fix a valid building.
+    """
+
+    table: pd.DataFrame
+    model_failures: frozenset[int]
+
+
 def predict_frame(
     model: Any,
     raw_buildings: pd.DataFrame,
@@ -54,6 +67,17 @@ def predict_frame(
     ``interval_level`` (default: config ``intervals.level``) come with every prediction; with
     ``explain_top`` > 0 a ``top_drivers`` column names the fields that move each estimate most.
     """
+    return score_frame(model, raw_buildings, known_problems, interval_level, explain_top).table
+
+
+def score_frame(
+    model: Any,
+    raw_buildings: pd.DataFrame,
+    known_problems: dict[int, list[str]] | None = None,
+    interval_level: float | None = None,
+    explain_top: int = 0,
+) -> ScoredFrame:
+    """``predict_frame``, also telling apart the rows the model raised on (see ``ScoredFrame``)."""
     pipeline = getattr(model, "model", model)
     level = interval_level if interval_level is not None else get_config().intervals.level
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
@@ -64,6 +88,7 @@ def predict_frame(
             problems.setdefault(position, []).extend(reasons)
     predictions, lower, upper = (np.full(len(frame), np.nan) for _ in range(3))
     scorable = np.array([i not in problems for i in range(len(frame))], dtype=bool)
+    failures: dict[int, str] = {}
     if scorable.any():
         scored, failures = _predict_isolating_failures(pipeline, frame.loc[scorable], level)
         predictions[scorable], lower[scorable], upper[scorable] = scored
@@ -97,7 +122,7 @@ def predict_frame(
         out = out.rename(columns=GHG_COLUMNS)
     if problems:
         logger.warning("%d of %d rows could not be scored", len(problems), len(frame))
-    return out
+    return ScoredFrame(out, frozenset(failures))
 
 
 def _predict_isolating_failures(

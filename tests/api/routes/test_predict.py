@@ -16,6 +16,7 @@ from building_energy.data.columns import MODEL_INPUTS
 from building_energy.models.loading import LoadedModel
 from building_energy.models.train import TrainingResult
 from tests.api.conftest import api_settings, building_payload
+from tests.injected_fault import FAULTY_YEAR, INJECTED_MESSAGE, save_with_fault
 
 pytestmark = pytest.mark.slow
 
@@ -203,6 +204,47 @@ def test_a_batch_of_only_bad_items_is_still_answered(client: TestClient) -> None
     assert response.status_code == 200
     assert response.json()["n_failed"] == 1
     assert {e["field"] for e in response.json()["items"][0]["errors"]} == {"PrimaryPropertyType", "PropertyGFATotal"}
+
+
+@pytest.fixture(scope="module")
+def faulty_client(trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The session's model with a planted fault: it raises on any building built in ``FAULTY_YEAR``."""
+    model = save_with_fault(trained.model_path, tmp_path_factory.mktemp("faulty"))
+    with TestClient(create_app(api_settings(model))) as client:
+        yield client
+
+
+def test_a_valid_building_the_model_fails_on_gets_a_500_that_keeps_the_cause_in_the_log(
+    faulty_client: TestClient, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert EXAMPLE_BUILDING["YearBuilt"] != FAULTY_YEAR
+    doomed = {**EXAMPLE_BUILDING, "YearBuilt": FAULTY_YEAR}
+    assert client.post("/predict", json=doomed).status_code == 200  # a valid building for the intact model
+
+    for route in ("/predict", "/predict/explain"):
+        response = faulty_client.post(route, json=doomed)
+        # Not a 422: nothing the client could change in a valid building would help.
+        assert response.status_code == 500, response.text
+        assert [(e["field"], e["type"]) for e in response.json()["detail"]] == [(None, "model_error")]
+        assert INJECTED_MESSAGE not in response.text
+    assert INJECTED_MESSAGE in caplog.text
+    assert faulty_client.post("/predict", json=EXAMPLE_BUILDING).json() | {"model_version": None} == _predict(
+        client, EXAMPLE_BUILDING
+    ) | {"model_version": None}
+
+
+def test_a_batch_answers_around_a_building_the_model_fails_on(faulty_client: TestClient, client: TestClient) -> None:
+    doomed, invalid = {**EXAMPLE_BUILDING, "YearBuilt": FAULTY_YEAR}, {**EXAMPLE_BUILDING, "NumberofFloors": -1}
+    batch = [EXAMPLE_BUILDING, doomed, invalid]
+    response = faulty_client.post("/predict/batch", json={"buildings": batch})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["n_predicted"], body["n_failed"]) == (1, 2)
+    good_item, doomed_item, invalid_item = body["items"]
+    assert good_item["prediction"]["prediction"] == _predict(client, EXAMPLE_BUILDING)["prediction"]
+    assert [(e["field"], e["type"]) for e in doomed_item["errors"]] == [(None, "model_error")]
+    assert INJECTED_MESSAGE not in response.text
+    assert [e["field"] for e in invalid_item["errors"]] == ["NumberofFloors"]
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,17 @@ from building_energy.api.schemas import (
     FieldError,
     PredictionOut,
 )
+from building_energy.api.serving import MODEL_ERROR
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
     status.HTTP_413_CONTENT_TOO_LARGE: {"model": ErrorOut, "description": "Body over `api.max_body_bytes`"},
     status.HTTP_422_UNPROCESSABLE_CONTENT: {"model": ErrorOut, "description": "Invalid field(s), named"},
+    status.HTTP_500_INTERNAL_SERVER_ERROR: {
+        "model": ErrorOut,
+        "description": f"The model failed on a valid building (error type `{MODEL_ERROR}`; the server logs why)",
+    },
     status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut, "description": "No model is served"},
 }
 
@@ -39,9 +44,12 @@ OneBuilding = Annotated[
 
 
 def refuse(errors: list[FieldError]) -> HTTPException:
-    """A building that could not be scored: 422 with its errors, each naming its field."""
+    """A building that could not be scored: 422 with its errors, each naming its field; 500 if the building
+    was valid and the model itself failed on it, since no change to the request would help."""
+    failed_in_model = any(error.type == MODEL_ERROR for error in errors)
     return HTTPException(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error.model_dump(mode="json") for error in errors]
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR if failed_in_model else status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[error.model_dump(mode="json") for error in errors],
     )
 
 
@@ -94,7 +102,8 @@ async def predict_batch(
     settings: SettingsDep,
 ) -> BatchOut:
     """Up to `api.max_batch` buildings in one call; items come back in request order, each with a
-    prediction or the errors that kept it from one."""
+    prediction or the errors that kept it from one (type `model_error` where the model failed on a valid
+    building: the others are still answered, so the batch itself succeeds)."""
     limit = settings.api.max_batch
     if len(batch.buildings) > limit:
         raise RequestValidationError(
