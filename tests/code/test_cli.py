@@ -122,6 +122,33 @@ def test_evaluate_reproduces_the_recorded_test_metrics(
     for metric in ("mape", "r2", "r2_log", "mae", "median_ape"):
         assert printed["test"][metric] == pytest.approx(trained.metrics["test"][metric], rel=1e-9), metric
     assert printed["test"]["n_rows"] == trained.metrics["test"]["n_rows"]
+    assert printed["data"]["same_as_training"] is True
+    assert printed["data"]["test_buildings_found"] == printed["data"]["test_buildings_recorded"]
+
+
+def test_evaluate_on_other_data_says_so(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A re-export with one test building's reading corrected is scored, and labelled as other data."""
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    corrected = frame["OSEBuildingID"].astype(int).isin(trained.metadata["test_ids"]).to_numpy().nonzero()[0][0]
+    target = "SiteEnergyUse(kBtu)"
+    frame.loc[corrected, target] = str(float(frame.loc[corrected, target]) * 3)
+    other = tmp_path / "re_export.csv"
+    frame.to_csv(other, index=False)
+
+    assert main(["evaluate", "--model", str(trained.model_path), "--data", str(other)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["data"]["same_as_training"] is False
+    assert printed["data"]["trained_on_sha256"] == trained.metadata["data_sha256"] != printed["data"]["sha256"]
+    assert printed["test"]["mape"] != pytest.approx(trained.metrics["test"]["mape"], rel=1e-9)
+
+    without_test_buildings = tmp_path / "no_test_buildings.csv"
+    frame[~frame["OSEBuildingID"].astype(int).isin(trained.metadata["test_ids"])].to_csv(
+        without_test_buildings, index=False
+    )
+    assert main(["evaluate", "--model", str(trained.model_path), "--data", str(without_test_buildings)]) == 2
+    assert f"{without_test_buildings}: none of the" in capsys.readouterr().err
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

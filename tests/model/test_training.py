@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import subprocess
 from collections.abc import Callable
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -15,8 +20,12 @@ from sklearn.ensemble import StackingRegressor
 from sklearn.preprocessing import TargetEncoder
 
 from building_energy.data.columns import METER_COLUMNS, QUALITY_COLUMNS
+from building_energy.data.schema import DataValidationError
+from building_energy.models import train as train_module
 from building_energy.models.artifacts import ARTIFACT_KEYS, load_artifact
-from building_energy.models.train import TrainingResult
+from building_energy.models.metadata import git_commit
+from building_energy.models.train import TrainingResult, train_model
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +47,10 @@ def test_artifact_has_the_documented_keys(trained: TrainingResult) -> None:
     metadata = artifact["metadata"]
     for key in ("versions", "data_sha256", "git_commit", "metrics", "feature_names", "training_seconds"):
         assert key in metadata
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert metadata["git_commit"].removesuffix("-dirty") == head.stdout.strip()
+    for package in ("scikit-learn", "numpy", "scipy", "mlflow"):
+        assert metadata["versions"][package] == package_metadata.version(package)
     assert metadata["data_sha256"] == "e0736a3096f5f0b1a6c408622c70d2643cdad68904cd4a7e5b7c3cafb393194a"
     assert joblib.load(trained.model_path.parent / "best_params.joblib") == artifact["best_params"]
     saved_metrics = json.loads((trained.model_path.parent / "metrics.json").read_text())
@@ -136,3 +149,45 @@ def test_the_same_system_trains_for_greenhouse_gas(
     assert list(out.columns[1:4]) == ["predicted_ghg_tco2e", "lower_tco2e", "upper_tco2e"]
     ratio = out["predicted_ghg_tco2e"] / sample_buildings["TotalGHGEmissions"].head(10)
     assert ratio.between(0.05, 20).all()
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_the_commit_is_dirty_for_any_change_that_can_change_a_model(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "module.py").write_text("A = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "empty")
+    _git(repo, "add", "src/module.py")
+    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "module")
+    assert not git_commit(repo).endswith("-dirty")
+    (repo / "notes.txt").write_text("a scratch file outside the package\n")
+    assert not git_commit(repo).endswith("-dirty")
+    (repo / "src" / "new_module.py").write_text("B = 2\n")  # imported by the package, held by no commit
+    assert git_commit(repo).endswith("-dirty")
+    (repo / "src" / "new_module.py").unlink()
+    (repo / "src" / "module.py").write_text("A = 2\n")
+    assert git_commit(repo).endswith("-dirty")
+
+
+def test_data_changed_while_training_is_refused_and_nothing_is_saved(
+    data_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "buildings.csv"
+    shutil.copyfile(data_path, data)
+    real_preprocess = train_module.preprocess_data
+
+    def preprocess_then_replace_the_file(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        # The file is replaced after it was read, as a `fetch-data` of another export would.
+        clean = real_preprocess(*args, **kwargs)
+        data.write_bytes(data.read_bytes() + b"\n")
+        return clean
+
+    monkeypatch.setattr(train_module, "preprocess_data", preprocess_then_replace_the_file)
+    output = tmp_path / "artifacts"
+    with pytest.raises(DataValidationError, match="changed while the model was training"):
+        train_model(data_path=data, output_dir=output, profile="fast")
+    assert not (output / "model.joblib").exists()

@@ -16,6 +16,8 @@ from sklearn.metrics import (
 )
 
 from building_energy.data.columns import BUILDING_ID
+from building_energy.data.io import sha256_file
+from building_energy.data.schema import DataValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,19 @@ def evaluate_saved_model(model_source: str, data_path: Path | None = None) -> di
     loaded = load_model(model_source)
     metadata = loaded.metadata
     target = TARGET_COLUMNS[metadata.get("target", "energy")]
-    clean_buildings = preprocess_data(Path(data_path or metadata["data_path"]), target=target)
+    path = Path(data_path or metadata["data_path"])
+    data_sha256 = sha256_file(path)
+    clean_buildings = preprocess_data(path, target=target)
     test_rows = clean_buildings[clean_buildings[BUILDING_ID].isin(metadata["test_ids"])]
+    if test_rows.empty:
+        raise DataValidationError(f"{path}: none of the {len(metadata['test_ids'])} test buildings of {model_source}")
+    # Other data is a fair question (the City re-exports with corrected readings), but its answer is not the
+    # recorded test score: the output says which one it is.
+    same_data = data_sha256 == metadata.get("data_sha256")
+    if not same_data:
+        logger.warning(
+            "%s is not the data %s was trained on: its test buildings are scored as they are in it", path, model_source
+        )
     if len(test_rows) != len(metadata["test_ids"]):
         logger.warning(
             "%d of the %d test buildings recorded at training are in this data",
@@ -74,4 +87,15 @@ def evaluate_saved_model(model_source: str, data_path: Path | None = None) -> di
             len(metadata["test_ids"]),
         )
     X_test, y_test = prepare_xy(test_rows, target)
-    return {"test": evaluate_model(loaded, X_test, y_test), "recorded": metadata["metrics"]["test"]}
+    return {
+        "test": evaluate_model(loaded, X_test, y_test),
+        "recorded": metadata["metrics"]["test"],
+        "data": {
+            "path": str(path),
+            "sha256": data_sha256,
+            "trained_on_sha256": metadata.get("data_sha256"),
+            "same_as_training": same_data,
+            "test_buildings_found": len(test_rows),
+            "test_buildings_recorded": len(metadata["test_ids"]),
+        },
+    }

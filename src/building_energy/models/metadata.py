@@ -18,6 +18,8 @@ _TRACKED_PACKAGES = (
     "pandas",
     "numpy",
     "joblib",
+    "scipy",  # the use-mix and ENERGY STAR encoders fit with scipy.optimize and scipy.stats
+    "threadpoolctl",
     "mlflow",
 )
 
@@ -43,15 +45,21 @@ def git_commit(cwd: Path | None = None) -> str:
             check=True,
             timeout=10,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],  # noqa: S607
             cwd=cwd,
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
-        ).stdout.strip()
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         logger.warning("git commit unknown (not a git checkout or git missing)")
         return "unknown"
-    return f"{commit}-dirty" if dirty else commit
+    return f"{commit}-dirty" if is_dirty(status) else commit
+
+
+def is_dirty(porcelain_status: list[str]) -> bool:
+    """Whether the tree differs from its commit in a way that can change a model: any change to a tracked
+    file, or a new file under ``src/`` (a module the package imports that the commit does not hold)."""
+    return any(not line.startswith("?? ") or line[3:].strip('"').startswith("src/") for line in porcelain_status)

@@ -50,10 +50,24 @@ def grid_search(
     """
     folds = KFold(cv_folds, shuffle=True, random_state=random_state)
     candidates: list[dict[str, Any]] = []
-    for params in tqdm(list(ParameterGrid(grid)), desc=description, unit="candidate", leave=True):
+    # disable=None: a bar on a terminal, nothing in a CI log or a service's stderr.
+    for params in tqdm(list(ParameterGrid(grid)), desc=description, unit="candidate", leave=True, disable=None):
         candidate = clone(estimator).set_params(**{f"regressor__model__estimator__{k}": v for k, v in params.items()})
         scores = cross_val_score(candidate, X, y, cv=folds, scoring=NEG_MAE_LOG, n_jobs=n_jobs)
         candidates.append({"params": params, "mean": float(np.mean(scores)), "folds": [float(s) for s in scores]})
-    best = max(candidates, key=lambda c: c["mean"])
+    # A fit that fails scores NaN (with only a warning), and max() would keep a NaN first candidate: it
+    # beats nothing and nothing beats it. Such a candidate is never chosen.
+    valid = [c for c in candidates if np.isfinite(c["mean"])]
+    for failed in (c for c in candidates if not np.isfinite(c["mean"])):
+        logger.warning(
+            "%s: %s failed in %d of %d folds; not a candidate",
+            description,
+            failed["params"],
+            int(np.sum(~np.isfinite(failed["folds"]))),
+            len(failed["folds"]),
+        )
+    if not valid:
+        raise ValueError(f"{description}: every candidate of {grid} failed to fit; see the warnings above")
+    best = max(valid, key=lambda c: c["mean"])
     logger.info("%s: best %s (CV MAE log %.4f)", description, best["params"], -best["mean"])
     return SearchResult(best["params"], best["mean"], best["folds"], candidates)

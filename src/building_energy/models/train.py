@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from building_energy.config import Settings, get_config
 from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, TARGET_GHG, TARGET_KBTU
 from building_energy.data.io import sha256_file
+from building_energy.data.schema import DataValidationError
 from building_energy.models.artifacts import save_artifacts, training_lock
 from building_energy.models.evaluate import evaluate_model
 from building_energy.models.metadata import git_commit, library_versions
@@ -100,6 +101,8 @@ def train_model(
     config.grids(profile)  # fail on an unknown profile before any work
 
     started = time.perf_counter()
+    # Hashed before it is read, and again before saving: the checksum recorded is that of the bytes trained on.
+    data_sha256 = sha256_file(data_path)
     clean_buildings = preprocess_data(data_path, target=target_column)
     train_rows, test_rows = split_buildings(clean_buildings, config)
     model_input = remove_outliers(train_rows)
@@ -118,7 +121,7 @@ def train_model(
         metadata = {
             "versions": library_versions(),
             "data_path": str(data_path),
-            "data_sha256": sha256_file(data_path),
+            "data_sha256": data_sha256,
             "git_commit": git_commit(Path(__file__).parent),
             "profile": profile,
             "target": target_name,
@@ -135,6 +138,10 @@ def train_model(
             "training_seconds": round(time.perf_counter() - started, 2),
             "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }
+        if sha256_file(data_path) != data_sha256:
+            raise DataValidationError(
+                f"{data_path} changed while the model was training (SHA-256 was {data_sha256}); nothing was saved"
+            )
         artifact = {
             "model": model,
             "encoder": fitted.named_steps["encode"].named_transformers_["target"],
