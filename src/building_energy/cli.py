@@ -298,9 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (DataValidationError, ModelLoadError, TrainingInProgressError, FileNotFoundError, ValueError) as error:
+    except (DataValidationError, ModelLoadError, TrainingInProgressError, ValueError) as error:
         logger.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # A missing input, an output folder that cannot be written (permissions, a file where a folder should
+        # be, a full disk) is the user's to fix like bad data: one line naming the path, not a traceback.
+        paths = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        message = f"{paths}: {error.strerror}" if paths and error.strerror else str(error)
+        logger.error("%s", message)
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

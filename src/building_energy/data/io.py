@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 from building_energy.data import columns
 from building_energy.data.columns import NUMERIC_COLUMNS
 from building_energy.data.schema import DataValidationError
+from building_energy.files import create_temporary
 
 logger = logging.getLogger(__name__)
 
@@ -149,25 +149,26 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
 
 def _copy_atomically(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    # Not mkstemp: its 0600 would survive the rename and lock other accounts out of the data file.
+    fd, tmp_path = create_temporary(destination.parent, prefix=f".{destination.name}.")
     os.close(fd)
     try:
-        shutil.copyfile(source, tmp_name)
-        os.replace(tmp_name, destination)
+        shutil.copyfile(source, tmp_path)
+        os.replace(tmp_path, destination)
     finally:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_path.unlink(missing_ok=True)
 
 
 def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
     logger.info("downloading %s", url)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    fd, tmp_path = create_temporary(destination.parent, prefix=f".{destination.name}.")  # mode: see _copy_atomically
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (URL comes from config)
             shutil.copyfileobj(response, out)
-        os.replace(tmp_name, destination)
+        os.replace(tmp_path, destination)
     finally:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_path.unlink(missing_ok=True)
 
 
 def fetch_data(

@@ -8,13 +8,13 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import joblib
+
+from building_energy.files import TEMPORARY_SUFFIX, write_bytes_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,11 @@ BEST_PARAMS_FILE = "best_params.joblib"
 METRICS_FILE = "metrics.json"
 ARTIFACT_KEYS = ("model", "encoder", "best_params", "metadata")
 ARTIFACT_FILES = (MODEL_FILE, CHECKSUM_FILE, BEST_PARAMS_FILE, METRICS_FILE)
+# The comparison reports and the plots land in the same directory after training, so their temporaries are
+# this module's to clean too. compare_pipelines imports this module (not the reverse): its report names are
+# repeated here and a test keeps them equal. tracking.plots takes its subfolder's name from here.
+REPORT_FILES = ("compare_report.json", "compare_report.joblib")
+PLOTS_SUBDIR = "plots"
 
 
 class ModelLoadError(RuntimeError):
@@ -36,20 +41,6 @@ class ModelIntegrityError(ModelLoadError):
 
 class TrainingInProgressError(RuntimeError):
     """Another training holds the artifacts directory."""
-
-
-def write_bytes_atomically(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename: a crash leaves old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
 
 
 def dump_joblib_bytes(obj: Any) -> bytes:
@@ -65,8 +56,9 @@ def _checksum_lines(*digests: str) -> bytes:
 def save_artifacts(output_dir: Path, artifact: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write ``model.joblib`` (+ its SHA-256), ``best_params.joblib`` and ``metrics.json`` atomically.
 
-    Killed at any point, the directory holds a loadable model: the previous one or the new one. The
-    exports ``metrics.json`` and ``best_params.joblib`` name the model they describe by ``model_sha256``.
+    Killed at any point, the directory holds a loadable model: the previous one or the new one. Of the
+    exports, only ``metrics.json`` names the model it describes (by ``model_sha256``); ``best_params.joblib``
+    holds the parameters alone, and after a crash between the renames it may belong to an unpublished model.
     """
     missing = [k for k in ARTIFACT_KEYS if k not in artifact]
     if missing:
@@ -125,8 +117,16 @@ def load_artifact(model_path: Path, expected_sha256: str | None = None) -> dict[
 
 
 def remove_stale_temporaries(output_dir: Path) -> list[Path]:
-    """Delete the half-written files a killed training left beside the artifacts; only call under the lock."""
-    leftovers = {p for name in ARTIFACT_FILES for p in Path(output_dir).glob(f".{name}.*.tmp")}
+    """Delete the half-written files a killed training left beside the artifacts; only call under the lock.
+
+    These are ``write_bytes_atomically``'s temporaries of the artifacts, the comparison reports and the
+    evaluation plots (in ``plots/``); nothing else in ``output_dir``, which may be a folder of the user's.
+    """
+    output_dir = Path(output_dir)
+    patterns = [f".{name}.*{TEMPORARY_SUFFIX}" for name in (*ARTIFACT_FILES, *REPORT_FILES)]
+    # Every plot is a PNG in a subfolder only write_evaluation_plots writes: any PNG temporary there was left by it.
+    patterns.append(f"{PLOTS_SUBDIR}/.*.png.*{TEMPORARY_SUFFIX}")
+    leftovers = {p for pattern in patterns for p in output_dir.glob(pattern) if p.is_file()}
     for leftover in sorted(leftovers):
         leftover.unlink(missing_ok=True)
         logger.warning("removed %s, left by an interrupted training", leftover)

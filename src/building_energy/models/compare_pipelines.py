@@ -21,7 +21,8 @@ from sklearn.base import clone
 
 from building_energy.config import PrototypeParams, Settings, get_config
 from building_energy.data.columns import BUILDING_ID
-from building_energy.models.artifacts import dump_joblib_bytes, training_lock, write_bytes_atomically
+from building_energy.files import write_bytes_atomically
+from building_energy.models.artifacts import dump_joblib_bytes, training_lock
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings

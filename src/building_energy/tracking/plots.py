@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from building_energy.files import write_bytes_atomically
+from building_energy.models.artifacts import PLOTS_SUBDIR
+
 logger = logging.getLogger(__name__)
 
-PLOTS_SUBDIR = "plots"
+
+def _save_png(figure: Figure, path: Path) -> Path:
+    """Render in memory, then write atomically: a run killed mid-save leaves the previous PNG, never a truncated one."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomically(Path(path), buffer.getvalue())
+    return path
 
 
 def predicted_vs_actual(predictions: pd.DataFrame, path: Path) -> Path:
@@ -28,8 +38,7 @@ def predicted_vs_actual(predictions: pd.DataFrame, path: Path) -> Path:
     axes.set_title(f"Test split: {len(predictions)} buildings")
     axes.legend(loc="upper left")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return _save_png(figure, path)
 
 
 def mape_by_property_type(metrics: dict[str, Any], path: Path) -> Path:
@@ -42,8 +51,7 @@ def mape_by_property_type(metrics: dict[str, Any], path: Path) -> Path:
     axes.set(xlabel="test MAPE", title="Test error by property type")
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return _save_png(figure, path)
 
 
 def cv_folds(metrics: dict[str, Any], path: Path) -> Path:
@@ -55,8 +63,7 @@ def cv_folds(metrics: dict[str, Any], path: Path) -> Path:
     axes.set(ylabel="CV mean absolute log error", title="Cross-validation folds per base learner")
     axes.tick_params(axis="x", labelrotation=15)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return _save_png(figure, path)
 
 
 def write_evaluation_plots(
