@@ -1,24 +1,36 @@
-"""Champion or challenger: the promotion rule, a real worse training through the CLI, rollback, no store."""
+"""Champion or challenger: the promotion rule, concurrent promotions, a real worse training through the CLI,
+rollback, no store."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from building_energy.cli import main
 from building_energy.config import get_config
 from building_energy.models.artifacts import load_artifact
 from building_energy.models.train import TrainingResult
-from building_energy.tracking.registry import CV_SCORE_METRIC, decide_promotion, promote_if_not_worse
+from building_energy.tracking.record import TrainingRecord
+from building_energy.tracking.registry import (
+    CV_SCORE_METRIC,
+    PromotionDecision,
+    decide_promotion,
+    promote_if_not_worse,
+    promote_version,
+)
 from building_energy.tracking.runs import track_training
+from building_energy.tracking.store import TrackingError
 from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT, TRAINING_OUTPUTS, copy_of, sqlite_uri
 
 TRACKING = get_config().tracking
@@ -43,23 +55,43 @@ def test_a_version_is_promoted_unless_worse_beyond_the_tolerance(
     assert decision.status == ("champion" if promote else "challenger")
 
 
-def test_the_champion_alias_follows_the_rule_in_a_real_registry(tmp_path: Path) -> None:
-    config = get_config()
+@dataclass
+class Registry:
+    """A real registry (SQLite in the test's folder) with a registered model per target."""
+
+    uri: str
+    client: MlflowClient
+    experiment: str
+
+    def register(self, cv_score: float, target: str = "energy") -> str:
+        """A version whose run records ``cv_score``, as a training's does."""
+        run = self.client.create_run(self.experiment, tags={"target": target})
+        self.client.log_metric(run.info.run_id, CV_SCORE_METRIC, cv_score)
+        self.client.set_terminated(run.info.run_id)
+        source = f"{run.info.artifact_uri}/model"
+        return str(self.client.create_model_version(TRACKING.model_name(target), source, run.info.run_id).version)
+
+    def champion(self, target: str = "energy") -> str:
+        name = TRACKING.model_name(target)
+        return str(self.client.get_model_version_by_alias(name, TRACKING.champion_alias).version)
+
+    def status(self, version: str) -> str:
+        return str(self.client.get_model_version(TRACKING.registered_model, version).tags["status"])
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
     uri = sqlite_uri(tmp_path)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("promotion", artifact_location=(tmp_path / "artifacts").as_uri())
     for target in ("energy", "ghg"):
         client.create_registered_model(TRACKING.model_name(target))
+    return Registry(uri, client, experiment)
 
-    def register(cv_score: float, target: str) -> str:
-        run = client.create_run(experiment, tags={"target": target})
-        client.log_metric(run.info.run_id, CV_SCORE_METRIC, cv_score)
-        client.set_terminated(run.info.run_id)
-        source = f"{run.info.artifact_uri}/model"
-        return str(client.create_model_version(TRACKING.model_name(target), source, run.info.run_id).version)
 
-    def champion(target: str = "energy") -> str:
-        return str(client.get_model_version_by_alias(TRACKING.model_name(target), TRACKING.champion_alias).version)
+def test_the_champion_alias_follows_the_rule_in_a_real_registry(registry: Registry) -> None:
+    config = get_config()
+    client, register, champion = registry.client, registry.register, registry.champion
 
     first = register(-0.40, "energy")
     assert promote_if_not_worse(client, first, -0.40, config, "energy").promote
@@ -86,6 +118,99 @@ def test_the_champion_alias_follows_the_rule_in_a_real_registry(tmp_path: Path) 
     assert champion() == slightly_worse
 
 
+def test_a_promotion_waits_for_the_lock_then_compares_with_the_champion_it_finds(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two trainings finishing together: the one that finishes second compares with the first one's result."""
+    config = get_config()
+    first = registry.register(-0.50)
+    promote_if_not_worse(registry.client, first, -0.50, config)
+    candidate, better = registry.register(-0.45), registry.register(-0.40)
+    assert TRACKING.promotion_tolerance < 0.05  # the premise: `better` beats the candidate beyond the tolerance
+    outcome: list[PromotionDecision | BaseException] = []
+    progressed = threading.Event()
+
+    class WaitingForTheLock(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waiting for another promotion" in record.getMessage():
+                progressed.set()
+
+    def promote() -> None:
+        try:
+            outcome.append(promote_if_not_worse(MlflowClient(registry.uri, registry.uri), candidate, -0.45, config))
+        except BaseException as error:  # reported by the test thread, not lost in this one
+            outcome.append(error)
+        finally:
+            progressed.set()
+
+    logger = logging.getLogger("building_energy.tracking.registry")
+    handler = WaitingForTheLock()
+    logger.addHandler(handler)
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger=logger.name),
+            (tmp_path / "mlflow.db.promotion.lock").open("a") as held,
+        ):
+            fcntl.flock(held, fcntl.LOCK_EX)  # the other training's promotion, in progress
+            promoting = threading.Thread(target=promote, daemon=True)
+            promoting.start()
+            progressed.wait()
+            # Deterministic: the promotion either reports it is blocked on the lock or has finished without it.
+            assert not outcome, f"the promotion went ahead while another held the lock: {outcome}"
+            registry.client.set_registered_model_alias(TRACKING.registered_model, TRACKING.champion_alias, better)
+            fcntl.flock(held, fcntl.LOCK_UN)
+            promoting.join()
+    finally:
+        logger.removeHandler(handler)
+    (decision,) = outcome
+    assert isinstance(decision, PromotionDecision), decision
+    assert not decision.promote
+    assert f"vs champion version {better}'s" in decision.reason
+    assert registry.champion() == better
+    assert registry.status(candidate) == "challenger"
+
+
+class OvertakenClient(MlflowClient):
+    """A real client on which another training's promotion lands while this one reads the champion's score.
+
+    The interleaving a tracking server allows (no lock spans hosts), made deterministic.
+    """
+
+    def __init__(self, uri: str, overtaker: str) -> None:
+        super().__init__(tracking_uri=uri, registry_uri=uri)
+        self.overtaker: str | None = overtaker
+
+    def get_run(self, run_id: str) -> Run:
+        run = super().get_run(run_id)
+        if self.overtaker is not None:
+            overtaker, self.overtaker = self.overtaker, None
+            self.set_registered_model_alias(TRACKING.registered_model, TRACKING.champion_alias, overtaker)
+        return run
+
+
+def test_a_champion_that_moves_during_the_comparison_is_compared_with_again(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = get_config()
+    first = registry.register(-0.50)
+    promote_if_not_worse(registry.client, first, -0.50, config)
+    candidate, better = registry.register(-0.45), registry.register(-0.40)
+    with caplog.at_level(logging.INFO, logger="building_energy.tracking.registry"):
+        decision = promote_if_not_worse(OvertakenClient(registry.uri, better), candidate, -0.45, config)
+    assert not decision.promote  # better than `first`, which it was compared with first, but not than `better`
+    assert f"vs champion version {better}'s" in decision.reason
+    assert registry.champion() == better
+    assert registry.status(candidate) == "challenger"
+    assert f"champion moved from version {first} to {better} while version {candidate} was compared" in caplog.text
+
+
+def test_promote_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
+    uri = sqlite_uri(tmp_path)
+    with pytest.raises(TrackingError, match=r"no MLflow store at .*mlflow\.db; train a model"):
+        promote_version(1, tracking_uri=uri)
+    assert list(tmp_path.iterdir()) == []  # not even an empty store left behind
+
+
 @dataclass
 class CliTraining:
     code: int
@@ -104,12 +229,19 @@ def _train_tiny(data_path: Path, output: Path, uri: str) -> CliTraining:
 
 @pytest.fixture(scope="module")
 def worse_training(
-    trained: TrainingResult, held_out_inputs: pd.DataFrame, data_path: Path, tmp_path_factory: pytest.TempPathFactory
+    shipped: TrainingResult,
+    recorded: TrainingRecord,
+    held_out_inputs: pd.DataFrame,
+    data_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> CliTraining:
-    """A store whose champion is the session's `fast` model, then `building-energy train --profile tiny` into it."""
+    """A store whose champion is the shipped model, then `building-energy train --profile tiny` into it."""
     folder = tmp_path_factory.mktemp("promotion")
     uri = sqlite_uri(folder / "store")
-    champion = track_training(copy_of(trained, folder / "champion"), held_out_inputs, tracking_uri=uri)
+    # With its real comparison: a version not known to be reproducible is never made champion.
+    champion = track_training(
+        copy_of(shipped, folder / "champion"), held_out_inputs, tracking_uri=uri, comparison=recorded.comparison
+    )
     assert champion.model_version == "1"
     return _train_tiny(data_path, folder / "tiny", uri)
 

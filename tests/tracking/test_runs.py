@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import json
+import re
+import subprocess
+import sys
+from importlib import metadata as package_metadata
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,14 +19,17 @@ import pytest
 import sklearn
 from mlflow import MlflowClient
 
+import building_energy
 from building_energy.cli import main
 from building_energy.config import get_config
+from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED
 from building_energy.models.artifacts import ModelIntegrityError, ModelLoadError
 from building_energy.models.loading import load_model
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.record import TrainingRecord
+from building_energy.tracking.runs import track_training
 from building_energy.tracking.store import using_store
-from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT, TRAINING_OUTPUTS
+from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT, TRAINING_OUTPUTS, copy_of, sqlite_uri
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, TRAINING_FIXTURE_TIMEOUT]
 
@@ -78,6 +87,50 @@ def test_the_first_version_is_the_champion(recorded: TrainingRecord) -> None:
     assert recorded.tracked.decision.promote
 
 
+def test_the_run_records_the_comparison_with_the_prototype(recorded: TrainingRecord) -> None:
+    assert recorded.tracked is not None and recorded.comparison is not None
+    run = _client(recorded).get_run(recorded.tracked.run_id)
+    # The shipped model is reproducible (test_compare checks it independently): the run says so.
+    assert recorded.comparison["reproducibility"]["identical_predictions"]
+    assert run.data.tags["reproducible"] == "true"
+    assert run.data.tags["within_prototype_tolerance"] == str(recorded.comparison["within_tolerance"]).lower()
+    assert run.data.metrics["prototype_mae_ratio"] == pytest.approx(recorded.comparison["mae_ratio"])
+
+
+def _comparison(identical: bool, mae_ratio: float) -> dict[str, object]:
+    """What ``compare_on_split`` reports, reduced to the verdicts tracking reads."""
+    return {
+        "mae_ratio": mae_ratio,
+        "within_tolerance": mae_ratio <= 1 + get_config().compare.mae_tolerance,
+        "reproducibility": {"identical_predictions": identical, "max_abs_diff_kbtu": 0.0 if identical else 12.5},
+    }
+
+
+def test_a_version_that_is_not_reproducible_is_not_promoted(
+    trained: TrainingResult, held_out_inputs: pd.DataFrame, tmp_path: Path
+) -> None:
+    uri = sqlite_uri(tmp_path / "store")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    first = track_training(
+        copy_of(trained, tmp_path / "first"), held_out_inputs, tracking_uri=uri, comparison=_comparison(True, 0.97)
+    )
+    assert first.decision.promote
+    # The same model again: its CV score ties the champion's, so only the failed refit can keep it out.
+    second = track_training(
+        copy_of(trained, tmp_path / "second"), held_out_inputs, tracking_uri=uri, comparison=_comparison(False, 0.97)
+    )
+    assert not second.decision.promote
+    assert re.match(r"not reproducible: .* differ by up to 12\.5 kBtu; not promoted", second.decision.reason)
+    champion = client.get_model_version_by_alias(TRACKING.registered_model, TRACKING.champion_alias)
+    assert str(champion.version) == first.model_version
+    version = client.get_model_version(TRACKING.registered_model, second.model_version)
+    assert version.tags["status"] == "challenger"
+    assert version.tags["promotion_reason"] == second.decision.reason
+    run = client.get_run(second.run_id)
+    assert run.data.tags["reproducible"] == "false" and run.data.tags["status"] == "challenger"
+    assert run.data.metrics["prototype_mae_ratio"] == pytest.approx(0.97)
+
+
 def test_mlflow_loads_the_logged_pipeline_back_with_identical_predictions(
     recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame
 ) -> None:
@@ -89,6 +142,79 @@ def test_mlflow_loads_the_logged_pipeline_back_with_identical_predictions(
     expected = original.predict(sample_buildings)
     assert np.array_equal(native.predict(sample_buildings), expected)
     assert np.array_equal(np.asarray(pyfunc.predict(sample_buildings.head(20))), expected[:20])
+
+
+def test_the_logged_model_scores_buildings_with_only_the_required_columns(
+    recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame
+) -> None:
+    assert recorded.tracked is not None
+    original = load_model(shipped.model_path).model
+    with using_store(recorded.tracked.tracking_uri):
+        pyfunc = mlflow.pyfunc.load_model(CHAMPION_URI)
+    schema = pyfunc.metadata.get_input_schema()
+    assert schema.input_names() == [BUILDING_ID, *MODEL_INPUTS]
+    assert sorted(c.name for c in schema.inputs if c.required) == sorted(PREDICTION_REQUIRED)
+    assert [c.type.name for c in pyfunc.metadata.get_output_schema().inputs] == ["double"]
+    for frame in (sample_buildings[list(PREDICTION_REQUIRED)], sample_buildings[[BUILDING_ID, *MODEL_INPUTS]]):
+        assert np.array_equal(np.asarray(pyfunc.predict(frame)), original.predict(frame))
+
+
+# Run in a fresh interpreter that cannot import the project's own building_energy: the logged model must bring it.
+_LOAD_WITHOUT_THE_PACKAGE = """
+import importlib.util, json, sys
+import pandas as pd
+sys.path = [entry for entry in sys.path if entry != sys.argv[1]]
+assert importlib.util.find_spec("building_energy") is None, "the premise: no building_energy outside the model"
+import mlflow
+model = mlflow.pyfunc.load_model(sys.argv[2])
+predictions = model.predict(pd.read_pickle(sys.argv[3]))
+modules = [m.__file__ for name, m in sys.modules.items() if name.split(".")[0] == "building_energy"]
+print(json.dumps({"predictions": [float(p) for p in predictions], "modules": modules}))
+"""
+
+
+def _imported_distributions(files: list[str]) -> set[str]:
+    """The distributions the third-party modules imported by ``files`` come from, normalised names."""
+    providers = package_metadata.packages_distributions()
+    names: set[str] = set()
+    for file in files:
+        for node in ast.walk(ast.parse(Path(file).read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    third_party = names - set(sys.stdlib_module_names) - {"building_energy", "__future__"}
+    return {re.sub(r"[-_.]+", "-", dist).lower() for name in third_party for dist in providers.get(name, [name])}
+
+
+def test_the_logged_model_brings_its_code_and_pins_what_that_code_imports(
+    recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame, tmp_path: Path
+) -> None:
+    assert recorded.tracked is not None
+    with using_store(recorded.tracked.tracking_uri):
+        folder = Path(mlflow.artifacts.download_artifacts(CHAMPION_URI, dst_path=str(tmp_path / "model")))
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    # Not on any index: a serving environment could not install it, or would install someone else's.
+    assert not [line for line in requirements if re.match(r"building[-_.]?energy", line, re.IGNORECASE)]
+    assert (folder / "code" / "building_energy" / "models" / "pipeline.py").is_file()
+
+    buildings = tmp_path / "buildings.pkl"
+    sample_buildings.head(20).to_pickle(buildings)
+    source = str(Path(building_energy.__file__).resolve().parents[1])
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_THE_PACKAGE, source, str(folder), str(buildings)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    answer = json.loads(loaded.stdout.strip().splitlines()[-1])
+    expected = load_model(shipped.model_path).predict(sample_buildings.head(20))
+    assert np.array_equal(np.asarray(answer["predictions"]), expected)
+    assert answer["modules"] and all(Path(m).is_relative_to(folder / "code") for m in answer["modules"])
+    pinned = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower() for line in requirements}
+    assert _imported_distributions(answer["modules"]) <= pinned
 
 
 def test_load_model_resolves_the_champion_uri_to_the_verified_artifact(

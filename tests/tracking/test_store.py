@@ -1,21 +1,28 @@
-"""Which store tracking uses, where its artifacts go, and that a scoped store leaves no global trace."""
+"""Which store tracking uses, where its artifacts go, that a scoped store leaves no global trace and keeps
+its registrations, and that a deleted experiment comes back."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.entities import LifecycleStage
+from sklearn.dummy import DummyRegressor
 
 from building_energy.config import get_config
 from building_energy.tracking.store import (
     bounded_http,
+    client,
+    ensure_experiment,
     local_artifact_location,
     resolve_tracking_uri,
     sqlite_path,
     using_store,
 )
+from tests.tracking.helpers import sqlite_uri
 
 
 def test_default_store_is_the_projects_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,13 +49,55 @@ def test_scoped_store_restores_the_global_uri_and_http_bounds(tmp_path: Path, mo
     outer = f"sqlite:///{tmp_path}/outer.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", outer)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     inner = f"sqlite:///{tmp_path}/inner.db"
     with using_store(inner):
-        assert mlflow.get_tracking_uri() == inner
+        assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == inner
         assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == str(get_config().tracking.http_max_retries)
     assert os.environ["MLFLOW_TRACKING_URI"] == outer
-    assert mlflow.get_tracking_uri() == outer
+    assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == outer
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+def test_a_model_registered_in_a_scoped_store_lands_there_whatever_the_registry_variable_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", elsewhere)
+    uri = sqlite_uri(tmp_path)
+    model = DummyRegressor().fit([[0.0], [1.0]], [0.0, 1.0])
+    with using_store(uri):
+        experiment = ensure_experiment(client(uri), uri)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            # What `track_training` does: `log_model` registers through MLflow's global registry.
+            info = mlflow.sklearn.log_model(
+                sk_model=model,
+                name="model",
+                registered_model_name="scoped-probe",
+                pip_requirements=["scikit-learn"],
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            )
+    assert str(info.registered_model_version) == "1"
+    registered = client(uri).get_model_version("scoped-probe", "1")
+    assert registered.run_id == run.info.run_id
+    assert not (tmp_path / "elsewhere.db").exists()  # the other registry was never even opened
+    assert os.environ["MLFLOW_REGISTRY_URI"] == mlflow.get_registry_uri() == elsewhere
+
+
+def test_a_deleted_experiment_is_restored_and_takes_runs_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    uri = sqlite_uri(tmp_path)
+    mlflow_client = client(uri)
+    experiment = ensure_experiment(mlflow_client, uri)
+    mlflow_client.delete_experiment(experiment)
+    with caplog.at_level(logging.WARNING, logger="building_energy.tracking.store"):
+        assert ensure_experiment(mlflow_client, uri) == experiment
+    assert mlflow_client.get_experiment(experiment).lifecycle_stage == LifecycleStage.ACTIVE
+    assert f"(id {experiment}) in {uri} was deleted; restoring it" in caplog.text
+    run = mlflow_client.create_run(experiment)  # refused while the experiment was deleted
+    assert run.info.experiment_id == experiment
 
 
 def test_http_bounds_never_override_the_users_choice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,8 +94,15 @@ def _record(result: TrainingResult, record: TrainingRecord, config: Settings, tr
     uri = resolve_tracking_uri(config, tracking_uri)
     reports = [output_dir / REPORT_JSON, output_dir / REPORT_JOBLIB] if record.comparison is not None else []
     try:
+        # The comparison's verdicts go on the run, and without a reproduced model there is no promotion.
         record.tracked = track_training(
-            result, inputs, config=config, tracking_uri=uri, extra_files=reports, plots=record.plots
+            result,
+            inputs,
+            config=config,
+            tracking_uri=uri,
+            extra_files=reports,
+            plots=record.plots,
+            comparison=record.comparison,
         )
     except Exception as error:  # an unreachable or read-only store must not take training down
         _problem(

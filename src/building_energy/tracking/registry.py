@@ -9,9 +9,12 @@ beside it is for MLflow's own tools (``mlflow.sklearn.load_model``, serving).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +38,9 @@ CV_SCORE_METRIC = "cv_mean_neg_mae_log"
 RUN_ARTIFACTS_DIR = "artifacts"
 STATUS_TAG = "status"
 REASON_TAG = "promotion_reason"
+PROMOTION_LOCK_SUFFIX = ".promotion.lock"
+# How often a promotion compares again when the champion moves while it compares; beyond that it gives up.
+_MAX_DECISIONS = 5
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
@@ -111,6 +117,64 @@ def champion_version(mlflow_client: MlflowClient, config: Settings, target: str 
         raise
 
 
+def promotion_lock_path(store: str) -> Path | None:
+    """The lock file serialising promotions in a local store (beside its database), ``None`` for a server."""
+    database = sqlite_path(store)
+    return None if database is None else database.with_name(database.name + PROMOTION_LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def promotion_lock(store: str) -> Iterator[None]:
+    """Hold the exclusive promotion lock of a local store for the duration; for a server, nothing.
+
+    ``flock`` serialises the processes of one host on a local file system; no lock spans hosts, so a
+    server's promotions only get the re-read in ``promote_if_not_worse``.
+    """
+    path = promotion_lock_path(store)
+    if path is None:
+        yield
+        return
+    # The file is never removed: a process could lock a path another has just unlinked and recreated.
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another promotion in %s to finish (lock %s)", store, path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _registry_uri(mlflow_client: MlflowClient) -> str:
+    # MlflowClient has no public accessor for its registry URI, which is where the aliases live; ``client``
+    # makes it the tracking URI, the fallback.
+    return str(getattr(mlflow_client, "_registry_uri", None) or mlflow_client.tracking_uri)
+
+
+def _version_number(version: ModelVersion | None) -> str | None:
+    # MLflow returns versions as int or str depending on the store; callers pass str.
+    return None if version is None else str(version.version)
+
+
+def _decide_against(
+    mlflow_client: MlflowClient, version: str, candidate_score: float, champion: ModelVersion | None, config: Settings
+) -> PromotionDecision:
+    if champion is None:
+        return decide_promotion(candidate_score, None, config.tracking.promotion_tolerance)
+    if _version_number(champion) == version:
+        return PromotionDecision(True, "already the champion")
+    champion_score = mlflow_client.get_run(str(champion.run_id)).data.metrics.get(CV_SCORE_METRIC)
+    if champion_score is None:
+        return PromotionDecision(
+            True, f"champion version {champion.version} has no {CV_SCORE_METRIC} to compare with; replaced"
+        )
+    return decide_promotion(
+        candidate_score, champion_score, config.tracking.promotion_tolerance, _version_number(champion)
+    )
+
+
 def promote_if_not_worse(
     mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings, target: str = "energy"
 ) -> PromotionDecision:
@@ -118,28 +182,41 @@ def promote_if_not_worse(
 
     Each target has its own registered model (``TrackingSettings.model_name``), so only models of one
     target are ever compared.
+
+    Two trainings finishing together must not both compare with the same old champion, the worse one
+    moving the alias last. In a local store the whole read-compare-set holds ``promotion_lock``. A server
+    has no lock spanning hosts and MLflow no compare-and-set of an alias, so there the alias is read again
+    just before it is moved, and the comparison repeated if it moved meanwhile: that narrows the window
+    without closing it (two promotions that both re-read before either moves the alias still race, the
+    last one winning). Raises ``TrackingError`` if the champion keeps moving, leaving ``version`` as it is.
     """
     name = config.tracking.model_name(target)
-    champion = champion_version(mlflow_client, config, target)
-    if champion is None:
-        decision = decide_promotion(candidate_score, None, config.tracking.promotion_tolerance)
-    elif champion.version == version:
-        decision = PromotionDecision(True, "already the champion")
-    else:
-        champion_score = mlflow_client.get_run(str(champion.run_id)).data.metrics.get(CV_SCORE_METRIC)
-        if champion_score is None:
-            decision = PromotionDecision(
-                True, f"champion version {champion.version} has no {CV_SCORE_METRIC} to compare with; replaced"
+    version = str(version)
+    with promotion_lock(_registry_uri(mlflow_client)):
+        champion = champion_version(mlflow_client, config, target)
+        for _ in range(_MAX_DECISIONS):
+            decision = _decide_against(mlflow_client, version, candidate_score, champion, config)
+            current = champion_version(mlflow_client, config, target)
+            if _version_number(current) == _version_number(champion):
+                break
+            logger.info(
+                "%s's champion moved from version %s to %s while version %s was compared; comparing again",
+                name,
+                _version_number(champion),
+                _version_number(current),
+                version,
             )
+            champion = current
         else:
-            decision = decide_promotion(
-                candidate_score, champion_score, config.tracking.promotion_tolerance, str(champion.version)
+            raise TrackingError(
+                f"{name}'s champion moved {_MAX_DECISIONS} times while version {version} was compared with it; "
+                "not promoted (decide with `building-energy promote`)"
             )
-    mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
-    mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
-    if decision.promote:
-        mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, version)
-        if champion is not None and champion.version != version:
+        if decision.promote:
+            mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, version)
+        mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
+        mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
+        if decision.promote and champion is not None and _version_number(champion) != version:
             _mark(mlflow_client, name, champion, "challenger")
     logger.info("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
     return decision
@@ -162,7 +239,11 @@ def promote_version(
     config = config or get_config()
     uri = resolve_tracking_uri(config, tracking_uri)
     name = config.tracking.model_name(target)
-    with bounded_http(config):
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        # MLflow would create an empty store here and then report the version missing.
+        raise TrackingError(f"no MLflow store at {database}; train a model with `building-energy train` first")
+    with bounded_http(config), promotion_lock(uri):
         mlflow_client = client(uri)
         try:
             chosen = mlflow_client.get_model_version(name, str(version))
@@ -172,10 +253,10 @@ def promote_version(
         mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
         _mark(mlflow_client, name, chosen, "champion")
         mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
-        if previous is not None and str(previous.version) != str(version):
+        if previous is not None and _version_number(previous) != str(version):
             _mark(mlflow_client, name, previous, "challenger")
     logger.info("%s@%s -> version %s", name, config.tracking.champion_alias, version)
-    return previous.version if previous is not None else None
+    return _version_number(previous)
 
 
 def load_registered_model(uri: str, config: Settings | None = None, tracking_uri: str | None = None) -> LoadedModel:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from building_energy.config import Settings, get_config
+from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, NUMERIC_INPUTS, PREDICTION_REQUIRED
 from building_energy.data.io import sha256_file
 from building_energy.models.artifacts import (
     BEST_PARAMS_FILE,
@@ -26,6 +27,7 @@ from building_energy.models.train import TrainingResult
 from building_energy.tracking.registry import (
     CV_SCORE_METRIC,
     MODEL_SHA_TAG,
+    REASON_TAG,
     RUN_ARTIFACTS_DIR,
     STATUS_TAG,
     PromotionDecision,
@@ -34,13 +36,37 @@ from building_energy.tracking.registry import (
 )
 from building_energy.tracking.store import client, ensure_experiment, resolve_tracking_uri, using_store
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.models import ModelSignature
+
 logger = logging.getLogger(__name__)
 
 LOGGED_MODEL_NAME = "model"
 PLOTS_DIR = "plots"
 REPORTED_METRICS = ("mape", "r2", "rmse", "mae", "median_ape", "r2_log")
-# Pinned in the logged model's requirements (MLflow would otherwise infer them in a slow subprocess).
-_MODEL_REQUIREMENTS = ("scikit-learn", "xgboost-cpu", "lightgbm", "pandas", "numpy", "joblib", "cloudpickle")
+REPRODUCIBLE_TAG = "reproducible"
+WITHIN_TOLERANCE_TAG = "within_prototype_tolerance"
+PROTOTYPE_MAE_RATIO_METRIC = "prototype_mae_ratio"
+# The package is not on any index: the logged model carries its source (``code/building_energy``, which
+# MLflow puts on sys.path before unpickling), so it needs only what that code imports when it is unpickled
+# and run. Pinned rather than inferred: MLflow infers them in a slow subprocess.
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_MODEL_REQUIREMENTS = (
+    "scikit-learn",
+    "scipy",
+    "xgboost-cpu",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "joblib",
+    "cloudpickle",
+    "threadpoolctl",
+    "pandera",
+    "pydantic",
+    "pydantic-settings",
+    "pyyaml",
+)
 _INPUT_EXAMPLE_ROWS = 5
 
 
@@ -105,6 +131,59 @@ def run_tags(result: TrainingResult, model_sha256: str) -> dict[str, str]:
     return tags
 
 
+def comparison_tags(comparison: Mapping[str, Any] | None) -> dict[str, str]:
+    """Whether the retrain reproduced the model and the prototype check passed: ``true``, ``false``, ``unknown``."""
+
+    def flag(value: object) -> str:
+        return str(value).lower() if isinstance(value, bool) else "unknown"
+
+    if comparison is None:
+        return {REPRODUCIBLE_TAG: "unknown", WITHIN_TOLERANCE_TAG: "unknown"}
+    return {
+        REPRODUCIBLE_TAG: flag(comparison.get("reproducibility", {}).get("identical_predictions")),
+        WITHIN_TOLERANCE_TAG: flag(comparison.get("within_tolerance")),
+    }
+
+
+def comparison_metrics(comparison: Mapping[str, Any] | None) -> dict[str, float]:
+    """The package's test MAE over the notebook prototype's, when the comparison measured it."""
+    ratio = None if comparison is None else comparison.get("mae_ratio")
+    return {} if ratio is None else {PROTOTYPE_MAE_RATIO_METRIC: float(ratio)}
+
+
+def promotion_veto(comparison: Mapping[str, Any] | None) -> str | None:
+    """Why a version may not become the champion whatever its CV score, or ``None`` when nothing forbids it.
+
+    A champion must be a model its training run reproduces bit for bit: one that does not (or that nobody
+    checked) may be served, but only after someone looked at it and promoted it by hand.
+    """
+    if comparison is None:
+        return "reproducibility unknown: the comparison with the notebook prototype did not run"
+    repro = comparison.get("reproducibility", {})
+    identical = repro.get("identical_predictions")
+    if identical is True:
+        return None
+    if identical is False:
+        return (
+            "not reproducible: refitted with the same seeds, its test predictions differ by up to "
+            f"{repro.get('max_abs_diff_kbtu', float('nan')):.6g} kBtu"
+        )
+    return "reproducibility unknown: the comparison report has no reproducibility verdict"
+
+
+def keep_challenger(
+    mlflow_client: MlflowClient, name: str, version: str, reason: str, target: str = "energy"
+) -> PromotionDecision:
+    """Register ``version`` as a challenger without looking at the champion: the alias stays where it is."""
+    decision = PromotionDecision(
+        False, f"{reason}; not promoted (`building-energy promote --target {target} --version {version}` overrides)"
+    )
+    mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
+    mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
+    logger.warning("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
+    return decision
+
+
 def verified_model_sha256(model_path: Path) -> str:
     """The SHA-256 of ``model_path``, checked against its sidecar: a run never records an altered file."""
     recorded = recorded_checksum(model_path)
@@ -115,6 +194,7 @@ def verified_model_sha256(model_path: Path) -> str:
 
 
 def model_requirements(result: TrainingResult) -> list[str]:
+    """The libraries the logged model needs, at the versions it was trained with (else the installed ones)."""
     versions = dict(result.metadata["versions"])
     for package in _MODEL_REQUIREMENTS:
         if package not in versions:
@@ -122,28 +202,40 @@ def model_requirements(result: TrainingResult) -> list[str]:
                 versions[package] = package_metadata.version(package)
             except package_metadata.PackageNotFoundError:
                 continue
-    # building-energy itself is installed from this project, not from an index.
-    return [
-        f"{package}=={versions[package]}"
-        for package in ("building-energy", *_MODEL_REQUIREMENTS)
-        if package in versions
-    ]
+    return [f"{package}=={versions[package]}" for package in _MODEL_REQUIREMENTS if package in versions]
+
+
+def model_signature() -> ModelSignature:
+    """The columns the pipeline reads, typed; only ``PREDICTION_REQUIRED`` may not be left out.
+
+    Stated rather than inferred from the test rows: a column that happens to be filled in every test row
+    would come out required, and MLflow would refuse the buildings the API scores without it.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    def spec(column: str) -> ColSpec:
+        kind = DataType.double if column in NUMERIC_INPUTS or column == BUILDING_ID else DataType.string
+        return ColSpec(kind, column, required=column in PREDICTION_REQUIRED)
+
+    # The building's id is in every frame the pipeline was fitted on (``prepare_xy``); it is never read.
+    inputs = Schema([spec(column) for column in (BUILDING_ID, *MODEL_INPUTS)])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(DataType.double)]))
 
 
 def log_sklearn_model(model: Any, inputs: pd.DataFrame, result: TrainingResult, registered_model: str) -> Any:
-    """Log the pipeline as an MLflow ``sklearn`` model (signature, input example) and register a version."""
+    """Log the pipeline as an MLflow ``sklearn`` model with the package's code, and register a version."""
     import mlflow
-    from mlflow.models import infer_signature
 
-    # The signature is inferred from every test row so that columns the City sometimes leaves blank
-    # come out optional; the example is a few of them.
-    signature = infer_signature(inputs, model.predict(inputs))
     return mlflow.sklearn.log_model(
         sk_model=model,
         name=LOGGED_MODEL_NAME,
-        signature=signature,
+        signature=model_signature(),
         input_example=inputs.head(_INPUT_EXAMPLE_ROWS),
         registered_model_name=registered_model,
+        # The pickled pipeline refers to building_energy's transformers by module: a serving environment
+        # built from the requirements alone has no such package, so its source travels with the model.
+        code_paths=[str(_PACKAGE_DIR)],
         pip_requirements=model_requirements(result),
         # skops (MLflow 3's default) cannot serialise the fitted pipeline: BuildingFeatures keeps a pandas
         # Series (skops: "no default __reduce__ due to non-trivial __cinit__"), and its trusted-type list
@@ -161,11 +253,14 @@ def track_training(
     tracking_uri: str | None = None,
     extra_files: Sequence[Path] = (),
     plots: Sequence[Path] = (),
+    comparison: Mapping[str, Any] | None = None,
 ) -> TrackedRun:
     """Record ``result`` as a run of config ``tracking.experiment``, register its model, decide promotion.
 
-    ``inputs`` are raw model inputs (the test rows) for the signature and input example. Raises on any
-    store failure: the caller decides whether that matters (``record_training`` says it does not).
+    ``inputs`` are raw model inputs (the test rows) for the input example. ``comparison`` is what
+    ``compare_on_split`` returned for this model, ``None`` when it did not run: the run records its verdicts,
+    and a version that is not known to be reproducible stays a challenger (``promotion_veto``). Raises on
+    any store failure: the caller decides whether that matters (``record_training`` says it does not).
     """
     import mlflow
 
@@ -182,6 +277,8 @@ def track_training(
             mlflow.set_tags(run_tags(result, model_sha256))
             for key, value, step in run_metrics(result):
                 mlflow.log_metric(key, value, step=step)
+            mlflow.set_tags(comparison_tags(comparison))
+            mlflow.log_metrics(comparison_metrics(comparison))
             for name in (MODEL_FILE, CHECKSUM_FILE, BEST_PARAMS_FILE, METRICS_FILE):
                 mlflow.log_artifact(str(output_dir / name), artifact_path=RUN_ARTIFACTS_DIR)
             for path in extra_files:
@@ -194,7 +291,11 @@ def track_training(
             name = config.tracking.model_name(target)
             info = log_sklearn_model(model, inputs, result, name)
             version = str(info.registered_model_version)
-            decision = promote_if_not_worse(mlflow_client, version, cv_score(result.metrics), config, target)
+            veto = promotion_veto(comparison)
+            if veto is None:
+                decision = promote_if_not_worse(mlflow_client, version, cv_score(result.metrics), config, target)
+            else:
+                decision = keep_challenger(mlflow_client, name, version, veto, target)
             mlflow.set_tag(STATUS_TAG, decision.status)
             mlflow.set_tag("registered_version", version)
     logger.info("tracked run %s in %s: %s version %s", run_id, uri, name, version)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"
 _SQLITE_PREFIX = "sqlite:///"
 
 
@@ -77,23 +78,34 @@ def bounded_http(config: Settings | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def using_store(uri: str, config: Settings | None = None) -> Iterator[None]:
-    """Point MLflow's fluent API (runs, ``log_model``) at ``uri`` for the duration, then restore.
+    """Point MLflow's fluent API (runs, ``log_model`` and its registration) at ``uri`` for the duration, then restore.
 
-    ``mlflow.set_tracking_uri`` is process-global and exports ``MLFLOW_TRACKING_URI``; restoring the
-    previous value keeps one caller's store from leaking into the next.
+    The registry is pointed there too: ``log_model(registered_model_name=...)`` registers in MLflow's global
+    registry, which follows ``MLFLOW_REGISTRY_URI`` when that is set, whereas ``client`` (promotion, loading)
+    always uses the tracking store; a version registered elsewhere would be invisible to them, or an unrelated
+    one with the same number would be promoted instead.
+
+    ``mlflow.set_tracking_uri`` and ``mlflow.set_registry_uri`` are process-global and export their variables;
+    restoring the previous values keeps one caller's store from leaking into the next.
     """
     import mlflow
 
-    previous = os.environ.get(TRACKING_URI_ENV)
+    previous = {name: os.environ.get(name) for name in (TRACKING_URI_ENV, REGISTRY_URI_ENV)}
     with bounded_http(config):
         mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         try:
             yield
         finally:
-            # None clears MLflow's global and the variable; then the caller's variable comes back as it was.
+            # None clears MLflow's globals (and the tracking variable, though not the registry one); then the
+            # caller's variables come back as they were.
             mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-            if previous is not None:
-                os.environ[TRACKING_URI_ENV] = previous
+            mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def client(uri: str) -> MlflowClient:
@@ -104,11 +116,24 @@ def client(uri: str) -> MlflowClient:
 
 
 def ensure_experiment(mlflow_client: MlflowClient, uri: str, config: Settings | None = None) -> str:
-    """The id of config ``tracking.experiment``, created (with the local artifact location) if missing."""
+    """The id of config ``tracking.experiment``: created (with the local artifact location) if missing,
+    restored if deleted."""
+    from mlflow.entities import LifecycleStage
+
     config = config or get_config()
     name = config.tracking.experiment
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.lifecycle_stage == LifecycleStage.DELETED:
+            # A deleted experiment keeps its name (a new one cannot take it) and refuses new runs: without
+            # this, deleting it in the UI would break every later training.
+            logger.warning(
+                "MLflow experiment %r (id %s) in %s was deleted; restoring it to record this run",
+                name,
+                experiment.experiment_id,
+                uri,
+            )
+            mlflow_client.restore_experiment(experiment.experiment_id)
         return str(experiment.experiment_id)
     location = local_artifact_location(uri, config)
     logger.info("creating MLflow experiment %r in %s (artifacts: %s)", name, uri, location or "server default")
