@@ -12,7 +12,9 @@ from building_energy.config import ProfileGrids, SearchSpace, get_config
 from building_energy.models.tuning import (
     format_profile,
     open_storage,
+    open_study,
     profile_values,
+    run_study,
     tune_in_workers,
     tune_learner,
     tune_stack,
@@ -37,6 +39,26 @@ def test_two_workers_share_one_study_and_it_resumes(data_path: Path, tmp_path: P
     assert resumed.best_value <= first.best_value
     again = optuna.load_study(study_name="shared", storage=open_storage(str(journal)))
     assert [t.params for t in again.trials[: len(finished)]] == [t.params for t in finished]
+
+
+def test_a_resumed_study_proposes_new_parameters_and_the_same_ones_from_scratch(tmp_path: Path) -> None:
+    """A resumed study must not replay its random start; a study started over must replay it exactly."""
+    config = get_config()
+    assert config.tuning.startup_trials >= 4  # the premise: all four trials are sampled from the seed alone
+
+    def objective(trial: optuna.Trial) -> float:
+        return (trial.suggest_float("x", 0, 1) - 0.3) ** 2
+
+    def params_of(journal: Path, sessions: tuple[int, ...]) -> list[float]:
+        for total in sessions:
+            run_study(open_study("toy", str(journal), "minimize", config, worker=0), objective, total, worker=1)
+        study = optuna.load_study(study_name="toy", storage=open_storage(str(journal)))
+        return [t.params["x"] for t in study.trials]
+
+    resumed = params_of(tmp_path / "resumed.log", (2, 4))
+    assert len(set(resumed)) == 4
+    assert params_of(tmp_path / "again.log", (2, 4)) == resumed
+    assert params_of(tmp_path / "at_once.log", (4,))[:2] == resumed[:2]
 
 
 def test_unknown_learner_is_refused(tmp_path: Path) -> None:

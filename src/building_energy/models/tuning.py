@@ -2,8 +2,8 @@
 
 Two kinds of study. A learner's study (``tune --learner lightgbm``) minimises that learner's CV error of
 log energy on the training split. The stack's study (``tune --learner stack``) searches every learner at
-once and maximises what the benchmark reports, R2 of log energy on the trusted held-out rows: the stack
-gains from learners more regularised than each would pick alone.
+once and maximises what the benchmark reports, R2 of log energy on the trusted held-out rows of CV folds
+of the training split: the stack gains from learners more regularised than each would pick alone.
 
 A study lives in a storage shared by every worker: a journal file by default (safe for several processes
 on one machine), or any RDB URL (``postgresql://...``, ``sqlite:///...``) for a cluster. Running the
@@ -134,24 +134,37 @@ def tune_learner(
     return _result(study)
 
 
+def sampler_seed(random_state: int, worker: int, n_existing_trials: int) -> int:
+    """The TPE seed of one worker's session on a study: fixed by the configuration, the worker and how far
+    the study had got.
+
+    A seed that ignored the study's progress would make a resumed study replay its own start: until
+    ``startup_trials`` are done, TPE samples at random from its seed, so a second run would propose the
+    first run's parameters again, trial for trial.
+    """
+    return int(np.random.SeedSequence([random_state, worker, n_existing_trials]).generate_state(1)[0])
+
+
 def open_study(
     name: str, storage: str, direction: Literal["minimize", "maximize"], config: Settings, worker: int
 ) -> optuna.Study:
-    """Create the study or load it to resume; ``worker`` offsets the sampler's seed so that workers sharing
-    the study do not propose the same first trials."""
+    """Create the study or load it to resume; the sampler's seed depends on ``worker`` (workers sharing the
+    study do not propose the same trials) and on the trials already in the study (``sampler_seed``)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=name,
         storage=open_storage(storage),
         direction=direction,
-        sampler=optuna.samplers.TPESampler(
-            seed=config.random_state + worker, n_startup_trials=config.tuning.startup_trials
-        ),
         pruner=optuna.pruners.MedianPruner(
             n_startup_trials=config.tuning.pruner_startup_trials, n_warmup_steps=config.tuning.pruner_warmup_folds
         ),
         load_if_exists=True,
     )
+    study.sampler = optuna.samplers.TPESampler(
+        seed=sampler_seed(config.random_state, worker, len(study.trials)),
+        n_startup_trials=config.tuning.startup_trials,
+    )
+    return study
 
 
 def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, worker: int) -> None:
@@ -205,8 +218,13 @@ def make_stack_objective(
     target_column: str,
     worker: int = 0,
 ) -> Callable[[optuna.Trial], float]:
-    """Mean R2 of log energy over the benchmark's folds of one seed (``random_state``)."""
-    folds = list(benchmark_folds(clean_buildings, config.cv_folds, config.random_state))
+    """Mean R2 of log energy over the benchmark's folds of one seed (``random_state``) of the training split.
+
+    Only the training split: its test split is where ``train`` reports the chosen profile's metrics, so it
+    must not have helped choose it.
+    """
+    train_rows, _ = split_buildings(clean_buildings, config)
+    folds = list(benchmark_folds(train_rows, config.cv_folds, config.random_state))
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker)
