@@ -123,3 +123,50 @@ def test_scorable_use_types_match_whatever_the_spelling() -> None:
     assert clone(flags).get_params() == flags.get_params()
     with pytest.raises(NotFittedError):
         ScorableUseType(use_types=["Office"]).transform(frame)
+
+
+def _respelled() -> pd.DataFrame:
+    """One use type in three spellings that share a flag name, and a second use type in one."""
+    return pd.DataFrame(
+        {
+            "ListOfAllPropertyUseTypes": [
+                "Office, Retail Store",
+                "Retail-Store",
+                "Office",
+                "retail  store, Office",
+                "Office, Retail-Store",
+                np.nan,
+            ]
+        }
+    )
+
+
+def test_spellings_of_one_use_type_are_one_flag() -> None:
+    frame = _respelled()
+    # No spelling is listed three times, the use type is: it is counted once per building, by its flag name.
+    flags = UseTypeFlags(min_count=3).fit(frame)
+    assert flags.use_types_ == ["OFFICE", "RETAIL-STORE"]  # the most listed spelling names the use type
+    out = flags.transform(frame)
+    assert list(out.columns) == ["ListOfAllPropertyUseTypes", "HasUse_OFFICE", "HasUse_RETAIL_STORE"]
+    assert list(flags.get_feature_names_out()) == list(out.columns)
+    assert out["HasUse_RETAIL_STORE"].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    assert out["HasUse_OFFICE"].tolist() == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_respelled_flags_survive_clone_and_pandas_output() -> None:
+    frame = _respelled()
+    fitted = UseTypeFlags(min_count=1).fit(frame)
+    expected = fitted.transform(frame)
+    pandas_out = clone(fitted).set_output(transform="pandas").fit_transform(frame)
+    pd.testing.assert_frame_equal(pandas_out, expected)
+    assert pandas_out.columns.is_unique
+
+
+def test_a_model_fitted_with_one_flag_per_spelling_still_gives_one_column_per_flag() -> None:
+    # What a model fitted before spellings were merged holds: its transform must still name each flag once.
+    frame = _respelled()
+    fitted = UseTypeFlags(min_count=1).fit(frame)
+    fitted.use_types_ = ["OFFICE", "RETAIL  STORE", "RETAIL STORE", "RETAIL-STORE"]
+    out = fitted.set_output(transform="pandas").transform(frame)
+    assert list(out.columns) == ["ListOfAllPropertyUseTypes", "HasUse_OFFICE", "HasUse_RETAIL_STORE"]
+    assert out["HasUse_RETAIL_STORE"].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.pipeline import make_pipeline
 
+from building_energy.config import get_config
+from building_energy.data.columns import MODEL_INPUTS, TARGET_KBTU
+from building_energy.features.energy_star import SCORABLE_COLUMN
 from building_energy.features.engineer import add_building_age, add_geographical_features, haversine_distance
+from building_energy.models.explain import LOCATION, USE_TYPES, input_field
+from building_energy.models.pipeline import make_preprocessor
 
 
 def test_haversine_matches_a_known_distance() -> None:
@@ -31,3 +37,15 @@ def test_geographical_features_do_not_mutate_input() -> None:
     pd.testing.assert_frame_equal(frame, before)
     assert out["DistanceToDowntownKm"].iloc[0] == pytest.approx(0.0)
     assert out["DistanceToDowntownKm"].iloc[1] > 9
+
+
+@pytest.mark.parametrize("use_energy_star", [True, False])
+def test_every_model_feature_is_explained_as_a_city_field(clean_buildings: pd.DataFrame, use_energy_star: bool) -> None:
+    """An explanation names what a user can change: a City field or a documented group of them, never an
+    engineered column such as ``ScorableUseType``."""
+    buildings = clean_buildings.head(300)
+    steps = make_preprocessor(get_config(), use_energy_star=use_energy_star)
+    features = make_pipeline(*(step for _, step in steps)).fit(buildings, np.log1p(buildings[TARGET_KBTU]))
+    fields = {input_field(name) for name in features.get_feature_names_out()}
+    assert fields <= {*MODEL_INPUTS, LOCATION, USE_TYPES}, fields - {*MODEL_INPUTS, LOCATION, USE_TYPES}
+    assert input_field(SCORABLE_COLUMN) == USE_TYPES

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StringConstra
 from pydantic_core import PydanticCustomError
 
 from building_energy.data.columns import BUILDING_ID, NUMERIC_INPUTS
+from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, MIN_TOTAL_AREA_SQFT, TOTAL_AREA
 
 # JSON has no NaN or infinity; inputs that are not finite are refused (send null for an unknown value).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -26,6 +27,8 @@ Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 UseTypeList = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 # Upper bounds are the data schema's: wider than any real Seattle building.
 MAX_AREA_SQFT = 1e8
+# The data schema's rule relating each use type's floor area to the total (no JSON Schema keyword can).
+WITHIN_TOTAL = f", at most {MAX_USE_AREA_TO_TOTAL:g} times {TOTAL_AREA}"
 
 # A real building of the City's 2016 data (OSEBuildingID 1, a downtown hotel).
 EXAMPLE_BUILDING: dict[str, Any] = {
@@ -81,8 +84,12 @@ class BuildingIn(BaseModel):
         alias="PrimaryPropertyType", description="e.g. 'Hotel', 'Small- and Mid-Sized Office', 'K-12 School'"
     )
     year_built: int = Field(alias="YearBuilt", ge=1800, le=2030)
+    # The data schema's lower bound, so that the OpenAPI schema promises no total that scoring refuses.
     property_gfa_total: Finite = Field(
-        alias="PropertyGFATotal", gt=0, le=MAX_AREA_SQFT, description="Total floor area with parking (sq ft)"
+        alias="PropertyGFATotal",
+        gt=MIN_TOTAL_AREA_SQFT,
+        le=MAX_AREA_SQFT,
+        description="Total floor area with parking (sq ft)",
     )
     building_type: Category | None = Field(None, alias="BuildingType", description="e.g. 'NonResidential', 'Campus'")
     neighborhood: Category | None = Field(None, alias="Neighborhood", description="e.g. 'DOWNTOWN', 'BALLARD'")
@@ -110,7 +117,7 @@ class BuildingIn(BaseModel):
         alias="LargestPropertyUseTypeGFA",
         gt=0,
         le=MAX_AREA_SQFT,
-        description="Floor area of the largest use (sq ft)",
+        description="Floor area of the largest use (sq ft)" + WITHIN_TOTAL,
     )
     second_largest_property_use_type: Category | None = Field(None, alias="SecondLargestPropertyUseType")
     second_largest_property_use_type_gfa: Finite | None = Field(
@@ -118,7 +125,7 @@ class BuildingIn(BaseModel):
         alias="SecondLargestPropertyUseTypeGFA",
         ge=0,
         le=MAX_AREA_SQFT,
-        description="Floor area of the second use (sq ft)",
+        description="Floor area of the second use (sq ft)" + WITHIN_TOTAL,
     )
     third_largest_property_use_type: Category | None = Field(None, alias="ThirdLargestPropertyUseType")
     third_largest_property_use_type_gfa: Finite | None = Field(
@@ -126,7 +133,7 @@ class BuildingIn(BaseModel):
         alias="ThirdLargestPropertyUseTypeGFA",
         ge=0,
         le=MAX_AREA_SQFT,
-        description="Floor area of the third use (sq ft)",
+        description="Floor area of the third use (sq ft)" + WITHIN_TOTAL,
     )
     energystar_score: Finite | None = Field(
         None, alias="ENERGYSTARScore", ge=0, le=100, description="Optional; the model imputes it when unknown"
@@ -147,6 +154,22 @@ class BuildingIn(BaseModel):
                     "kind": "integer" if kind == "int" else "number",
                     "got": "boolean" if isinstance(value, bool) else "string",
                 },
+            )
+        return value
+
+    @field_validator(
+        "largest_property_use_type_gfa", "second_largest_property_use_type_gfa", "third_largest_property_use_type_gfa"
+    )
+    @classmethod
+    def refuse_a_use_area_far_beyond_the_total(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """The data schema's cross-field rule (``use_area_failures``, same comparison), here so that the 422 names
+        the field; a total that failed its own bounds is not in ``info.data`` and is not compared with."""
+        total = info.data.get("property_gfa_total")
+        if value is not None and total is not None and value / MAX_USE_AREA_TO_TOTAL > total:
+            raise PydanticCustomError(
+                "use_area_over_total",
+                "Input should be at most {ratio} times {total_field}",
+                {"ratio": f"{MAX_USE_AREA_TO_TOTAL:g}", "total_field": TOTAL_AREA},
             )
         return value
 

@@ -6,6 +6,7 @@ import copy
 import functools
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -43,6 +44,20 @@ def _text() -> pa.Column:
     return pa.Column(object, nullable=True, required=False)
 
 
+TOTAL_AREA = "PropertyGFATotal"
+USE_AREAS: tuple[str, ...] = (
+    "LargestPropertyUseTypeGFA",
+    "SecondLargestPropertyUseTypeGFA",
+    "ThirdLargestPropertyUseTypeGFA",
+)
+# The smallest building of the City's 2016 file has 11,285 sq ft. A total under a tenth of that is a typo or a
+# unit slip, which the model (it learnt energy per square foot) would turn into a confident estimate for a shed.
+MIN_TOTAL_AREA_SQFT = 1_000.0
+# A use's floor area is a part of the total. The City's own records overshoot it (a campus counting buildings
+# its total leaves out) by at most 6.4 times in 2016; ten times is no longer a building but a wrong field.
+MAX_USE_AREA_TO_TOTAL = 10.0
+USE_AREA_CHECK = f"less_than_or_equal_to({MAX_USE_AREA_TO_TOTAL:g} x {TOTAL_AREA})"
+
 # Ranges are what is physically plausible for a Seattle building, wide enough for every real row.
 _COLUMNS: dict[str, pa.Column] = {
     # An identifier, not a quantity: a whole number a float64 and an Int64 column both hold exactly.
@@ -60,7 +75,7 @@ _COLUMNS: dict[str, pa.Column] = {
     "YearBuilt": _number(1800, 2030),
     "NumberofBuildings": _number(0, 1000),
     "NumberofFloors": _number(0, 200),
-    "PropertyGFATotal": _number(0, 1e8, low_strict=True),
+    TOTAL_AREA: _number(MIN_TOTAL_AREA_SQFT, 1e8, low_strict=True),
     "PropertyGFAParking": _number(0, 1e8),
     "PropertyGFABuilding(s)": _number(0, 1e8),
     "LargestPropertyUseTypeGFA": _number(0, 1e8),
@@ -85,7 +100,7 @@ def raw_buildings_schema(*, for_training: bool) -> pa.DataFrameSchema:
         column = copy.deepcopy(declared).set_name(name)
         if name in required:
             column.required = True
-            column.nullable = name not in (BUILDING_ID, "PrimaryPropertyType", "PropertyGFATotal")
+            column.nullable = name not in (BUILDING_ID, "PrimaryPropertyType", TOTAL_AREA)
         columns[name] = column
     return pa.DataFrameSchema(
         columns,
@@ -118,10 +133,40 @@ def validate_raw_buildings(frame: pd.DataFrame, *, for_training: bool, source: s
     missing = [c for c in (TRAINING_REQUIRED if for_training else PREDICTION_REQUIRED) if c not in frame]
     if missing:
         raise DataValidationError(f"{source}: missing required column(s) {missing}")
+    failures = use_area_failures(frame)
     try:
-        return raw_buildings_schema(for_training=for_training).validate(frame, lazy=True)
+        validated = raw_buildings_schema(for_training=for_training).validate(frame, lazy=True)
     except SchemaErrors as errors:
-        raise DataValidationError(describe_failures(errors.failure_cases, source)) from errors
+        failures = _together(errors.failure_cases, failures)
+        raise DataValidationError(describe_failures(failures, source)) from errors
+    if len(failures):
+        raise DataValidationError(describe_failures(failures, source))
+    return validated
+
+
+def use_area_failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows where a use type's floor area is over ``MAX_USE_AREA_TO_TOTAL`` times the total, in the shape of
+    pandera's failure cases (``column``, ``check``, ``failure_case``, ``index``): a column's own checks never
+    see another column.
+
+    A total outside its own bounds is not compared with, since it is already refused on its own.
+    """
+    rows: list[tuple[str, str, float, object]] = []
+    if TOTAL_AREA in frame:
+        total = pd.to_numeric(frame[TOTAL_AREA], errors="coerce").to_numpy(dtype=float)
+        judged = np.isfinite(total) & (total > MIN_TOTAL_AREA_SQFT)
+        for column in (c for c in USE_AREAS if c in frame):
+            area = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+            # Divided rather than the total multiplied, which could overflow; an unknown (NaN) area compares
+            # False, so it breaks no rule.
+            for position in map(int, np.flatnonzero(judged & (area / MAX_USE_AREA_TO_TOTAL > total))):
+                rows.append((column, USE_AREA_CHECK, float(area[position]), frame.index[position]))
+    return pd.DataFrame(rows, columns=["column", "check", "failure_case", "index"])
+
+
+def _together(*failure_cases: pd.DataFrame) -> pd.DataFrame:
+    # pandas warns on concatenating an empty frame.
+    return pd.concat([cases for cases in failure_cases if len(cases)] or failure_cases[:1], ignore_index=True)
 
 
 def row_errors(frame: pd.DataFrame) -> dict[int, list[str]]:
@@ -132,18 +177,19 @@ def row_errors(frame: pd.DataFrame) -> dict[int, list[str]]:
     """
     absent = [f"{column} is missing" for column in PREDICTION_REQUIRED if column not in frame]
     problems: dict[int, list[str]] = {position: list(absent) for position in range(len(frame))} if absent else {}
+    cases = use_area_failures(frame)
     try:
         raw_buildings_schema(for_training=False).validate(frame, lazy=True)
     except SchemaErrors as errors:
-        cases = errors.failure_cases
-        for _, case in cases.iterrows():
-            index = case["index"]
-            if not isinstance(index, (int, float)) or index != index:  # noqa: PLR0124 (NaN check)
-                continue
-            reason = (
-                f"{case['column']} is missing"
-                if case["check"] == "not_nullable"
-                else f"{case['column']} fails {case['check']} (value {case['failure_case']!r})"
-            )
-            problems.setdefault(int(index), []).append(reason)
+        cases = _together(errors.failure_cases, cases)
+    for _, case in cases.iterrows():
+        index = case["index"]
+        if not isinstance(index, (int, float)) or index != index:  # noqa: PLR0124 (NaN check)
+            continue
+        reason = (
+            f"{case['column']} is missing"
+            if case["check"] == "not_nullable"
+            else f"{case['column']} fails {case['check']} (value {case['failure_case']!r})"
+        )
+        problems.setdefault(int(index), []).append(reason)
     return problems

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import shap
 
+from building_energy.features.energy_star import SCORABLE_COLUMN
 from building_energy.features.use_flags import FLAG_PREFIX
 from building_energy.models.monotone_svr import MonotoneSVR
 from building_energy.models.pipeline import AREA_FEATURE
@@ -39,6 +40,8 @@ FIELD_OF_FEATURE = {
     "SecondLargestPropertyUseTypeGFA": USE_TYPES,
     "ThirdLargestPropertyUseTypeGFA": USE_TYPES,
     "NumberOfUseTypes": USE_TYPES,
+    # Whether EPA scores the largest use type (a model trained without the score): read from that use type.
+    SCORABLE_COLUMN: USE_TYPES,
     "EnergyStarIntensity": "ENERGYSTARScore",
     "Floors_log": "NumberofFloors",
     "BuildingAge": "YearBuilt",

@@ -131,8 +131,13 @@ class ConformalStack(StackingRegressor):
 
 
 def monotone_directions(columns: Any) -> list[int]:
-    """+1 where a feature grows with floor area (a bigger building never gets a smaller estimate) or with the
-    intensity the ENERGY STAR score implies, -1 for the score itself (a better score never raises it).
+    """+1 where a feature grows with floor area or with the intensity the ENERGY STAR score implies, -1 for the
+    score itself (a better score never raises the estimate).
+
+    Floor area reaches the model through these features and through shares (use, parking) left unconstrained.
+    A larger twin, every floor-area field scaled by one factor, keeps the shares and so never gets a smaller
+    estimate (tested by doubling them). One area field changed alone moves the shares too: 10 % more
+    ``PropertyGFATotal`` alone, use areas kept, can lower the estimate.
 
     Read from the column names at fit: the use-type flags and missing-value indicators depend on the rows.
     """
@@ -156,7 +161,7 @@ def with_monotone_constraints(estimator: Any, directions: list[int]) -> Any:
 
 def make_learner(name: str, random_state: int, **params: Any) -> IntensityRegressor:
     """A base learner on log intensity with fixed seed, one thread (folds run in parallel; one row predicts
-    fast) and monotone in floor area and the ENERGY STAR score."""
+    fast) and monotone in its size features and the ENERGY STAR score (see ``monotone_directions``)."""
     return IntensityRegressor(make_base_model(name, random_state, **params))
 
 

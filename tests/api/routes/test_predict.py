@@ -278,3 +278,43 @@ def test_a_malformed_batch_is_refused_with_422(
     response = client.post("/predict/batch", json=body)
     assert response.status_code == 422
     assert [(e["field"], e["type"]) for e in response.json()["detail"]] == [(field, error_type)]
+
+
+@pytest.mark.parametrize("total", [5e-324, 1.0, 1000])
+def test_a_total_floor_area_no_building_has_is_refused_naming_the_field(client: TestClient, total: float) -> None:
+    for route in ("/predict", "/predict/explain"):
+        response = client.post(route, json={**EXAMPLE_BUILDING, "PropertyGFATotal": total})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == [
+            {"field": "PropertyGFATotal", "message": "Input should be greater than 1000", "type": "greater_than"}
+        ]
+
+
+def test_a_use_area_far_beyond_the_total_is_refused_naming_the_field(client: TestClient, loaded: LoadedModel) -> None:
+    from building_energy.models.predict import ERROR_COLUMN, predict_frame  # the one test here scoring without HTTP
+
+    shed = {**EXAMPLE_BUILDING, "PropertyGFATotal": 5000, "LargestPropertyUseTypeGFA": 72000}
+    response = client.post("/predict", json=shed)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {
+            "field": "LargestPropertyUseTypeGFA",
+            "message": "Input should be at most 10 times PropertyGFATotal",
+            "type": "use_area_over_total",
+        }
+    ]
+    # The bound itself is a building; a batch refuses the other building alone.
+    at_bound = {**shed, "LargestPropertyUseTypeGFA": 50000}
+    assert _predict(client, at_bound)["prediction"] > 0
+    third = {**at_bound, "ThirdLargestPropertyUseTypeGFA": 50001}
+    batch = client.post("/predict/batch", json={"buildings": [at_bound, third]}).json()
+    assert (batch["n_predicted"], batch["n_failed"]) == (1, 1)
+    assert [(e["field"], e["type"]) for e in batch["items"][1]["errors"]] == [
+        ("ThirdLargestPropertyUseTypeGFA", "use_area_over_total")
+    ]
+    # A CSV, the dashboard and the CLI score through predict_frame: the same building is refused there too.
+    scored = predict_frame(loaded, pd.DataFrame([shed, at_bound]))
+    assert scored[ERROR_COLUMN].tolist() == [
+        "LargestPropertyUseTypeGFA fails less_than_or_equal_to(10 x PropertyGFATotal) (value 72000.0)",
+        "",
+    ]
