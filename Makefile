@@ -51,8 +51,8 @@ lock:
 bench: data
 	$(BIN)/building-energy bench --compare-energy-star --output reports/bench/folds.csv
 
-# An Optuna study of the whole stack (CV of seed random_state, R2 log on trusted rows): where the `full`
-# profile's values come from. Under a minute per trial here (44 s); resumable (config tuning.storage);
+# An Optuna study of the whole stack (CV of seed random_state on the training split, R2 log on trusted rows):
+# where the `full` profile's values come from. About a minute per trial here (13 trials: 15 min); resumable;
 # WORKERS=2 runs two processes on the study (each then trains on one core: no faster on this machine).
 tune-stack: data
 	$(BIN)/building-energy tune --learner stack $(if $(TRIALS),--trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
