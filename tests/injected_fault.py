@@ -20,25 +20,28 @@ INJECTED_MESSAGE = "injected fault"
 
 
 class RaiseOnYear(TransformerMixin, BaseEstimator):
-    """Passes records through unchanged, and raises ``ValueError`` on any batch holding a building of ``year``."""
+    """Passes records through unchanged, and raises ``error`` on any batch holding a building of ``year``."""
 
-    def __init__(self, year: int = FAULTY_YEAR) -> None:
+    def __init__(self, year: int = FAULTY_YEAR, error: type[Exception] = ValueError) -> None:
         self.year = year
+        self.error = error
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         if (pd.to_numeric(X["YearBuilt"], errors="coerce") == self.year).any():
-            raise ValueError(f"{INJECTED_MESSAGE} (YearBuilt {self.year})")
+            raise self.error(f"{INJECTED_MESSAGE} (YearBuilt {self.year})")
         return X
 
 
-def save_with_fault(model_path: Path, output_dir: Path, year: int = FAULTY_YEAR) -> Path:
-    """A copy of the model at ``model_path``, with ``RaiseOnYear(year)`` first in its pipeline, saved in
+def save_with_fault(
+    model_path: Path, output_dir: Path, year: int = FAULTY_YEAR, error: type[Exception] = ValueError
+) -> Path:
+    """A copy of the model at ``model_path``, with ``RaiseOnYear(year, error)`` first in its pipeline, saved in
     ``output_dir``; returns the new model file."""
     artifact = load_artifact(model_path)
     artifact["metadata"].pop("model_sha256", None)  # set by the load; the copy gets its own
     pipeline = artifact["model"].regressor_
-    pipeline.steps.insert(0, ("fault", RaiseOnYear(year)))
+    pipeline.steps.insert(0, ("fault", RaiseOnYear(year, error)))
     return save_artifacts(output_dir, artifact, metrics={})

@@ -83,10 +83,17 @@ def test_hostile_rows_are_scored_or_explained(
     np.testing.assert_allclose(alone[PREDICTION_COLUMN].iloc[0], out[PREDICTION_COLUMN].iloc[0], rtol=1e-9)
 
 
+# KeyError stands for what a library raises outside the usual three (LightGBMError derives from Exception).
+@pytest.mark.parametrize("error", [ValueError, KeyError])
 def test_a_row_the_model_fails_on_costs_that_row_only(
-    trained: TrainingResult, model: LoadedModel, sample_buildings: pd.DataFrame, tmp_path: Path
+    trained: TrainingResult,
+    model: LoadedModel,
+    sample_buildings: pd.DataFrame,
+    tmp_path: Path,
+    error: type[Exception],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    faulty = load_model(save_with_fault(trained.model_path, tmp_path))
+    faulty = load_model(save_with_fault(trained.model_path, tmp_path, error=error))
     frame = sample_buildings.head(5).reset_index(drop=True)
     assert (frame["YearBuilt"] != FAULTY_YEAR).all()
     frame.loc[2, "YearBuilt"] = FAULTY_YEAR
@@ -94,8 +101,10 @@ def test_a_row_the_model_fails_on_costs_that_row_only(
     scored = score_frame(faulty, frame)
 
     assert scored.model_failures == {2}
+    # The row's own cause is in the log, not only the first batch error.
+    assert any(r.getMessage() == "the model failed on row 2" and r.exc_info for r in caplog.records)
     out = scored.table
-    assert out.loc[2, ERROR_COLUMN].startswith(MODEL_FAILURE)
+    assert out.loc[2, ERROR_COLUMN].startswith(f"{MODEL_FAILURE} ({error.__name__}")
     assert INJECTED_MESSAGE in out.loc[2, ERROR_COLUMN]
     assert out.loc[2, [PREDICTION_COLUMN, "lower_kbtu", "upper_kbtu"]].isna().all()
     # Every other row is scored exactly as the intact model scores it.

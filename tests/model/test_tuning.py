@@ -74,7 +74,7 @@ def test_the_stack_study_starts_from_the_profile_and_returns_a_profile(data_path
     first = tune_in_workers(
         "stack", n_trials=3, workers=2, storage=journal, data_path=data_path, profile="tiny", config=config
     )
-    assert first.study_name == "stack-tiny-energy-es"
+    assert first.study_name == "stack-tiny-energy-es-train"
     study = optuna.load_study(study_name=first.study_name, storage=open_storage(journal))
     finished = [t for t in study.trials if t.state.is_finished()]
     assert 3 <= len(finished) <= 4

@@ -130,9 +130,11 @@ def _predict_isolating_failures(
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, str]]:
     """Point and interval predictions of ``rows``; if the model raises on the batch, each row is scored alone
     so that one row it cannot handle costs that row only. Returns the failed rows' reasons by position."""
+    # Any exception: the rows were valid, so whatever the model raises (LightGBMError derives from Exception
+    # alone, an outdated pickle gives AttributeError or KeyError) is the model's, and must not cost the others.
     try:
         return predict_interval(pipeline, rows, level), {}
-    except (ValueError, TypeError, ArithmeticError) as error:
+    except Exception as error:
         logger.exception("the model failed on a batch of %d rows; scoring them one by one", len(rows))
         batch_error = error
     scored = tuple(np.full(len(rows), np.nan) for _ in range(3))
@@ -140,7 +142,9 @@ def _predict_isolating_failures(
     for offset, position in enumerate(rows.index):
         try:
             single = predict_interval(pipeline, rows.iloc[[offset]], level)
-        except (ValueError, TypeError, ArithmeticError) as error:
+        except Exception as error:
+            # Each row's own cause, logged: an API client is only told that the log has it.
+            logger.warning("the model failed on row %d", position, exc_info=True)
             failures[int(position)] = f"{MODEL_FAILURE} ({type(error).__name__}: {error})"
             continue
         for column, values in zip(scored, single, strict=True):

@@ -244,7 +244,9 @@ def make_stack_objective(
 
 
 def stack_study_name(profile: str, target: str, use_energy_star: bool) -> str:
-    return f"{STACK}-{profile}-{target}-{'es' if use_energy_star else 'no-es'}"
+    # "train": scored on the training split's folds. A study of that name never resumes one that scored every
+    # row, whose values are not comparable (and whose best was chosen with the test split).
+    return f"{STACK}-{profile}-{target}-{'es' if use_energy_star else 'no-es'}-train"
 
 
 def open_stack_study(

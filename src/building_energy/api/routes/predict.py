@@ -80,7 +80,11 @@ async def explain(
     raise refuse(result)
 
 
-@router.post("/batch", response_model=BatchOut, responses=ERRORS)
+# A building the model fails on is an item's error in a batch, never the batch's status.
+BATCH_ERRORS = {code: spec for code, spec in ERRORS.items() if code != status.HTTP_500_INTERNAL_SERVER_ERROR}
+
+
+@router.post("/batch", response_model=BatchOut, responses=BATCH_ERRORS)
 async def predict_batch(
     batch: Annotated[
         BatchIn,
