@@ -167,7 +167,7 @@ def test_tune_stack_prints_the_best_trial_as_a_profile(
 
     assert main([*argv, "--profile", "tiny"]) == 0
     out = capsys.readouterr().out
-    assert "stack: study stack-tiny-energy-es, 1 complete + 0 pruned trials" in out
+    assert "stack: study stack-tiny-energy-es-train, 1 complete + 0 pruned trials" in out
     printed = yaml.safe_load(out[out.index("tiny:") :])["tiny"]
     # One trial is the profile itself: the printed profile is the tiny one, every value a single candidate.
     assert printed["xgboost"]["max_depth"] == [1] and printed["svr"]["C"] == [0.001]
