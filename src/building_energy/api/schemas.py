@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StringConstra
 from pydantic_core import PydanticCustomError
 
 from building_energy.data.columns import BUILDING_ID, NUMERIC_INPUTS
-from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, MIN_TOTAL_AREA_SQFT, TOTAL_AREA
+from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, MIN_TOTAL_AREA_SQFT, TOTAL_AREA, use_area_exceeds
 
 # JSON has no NaN or infinity; inputs that are not finite are refused (send null for an unknown value).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -162,10 +162,10 @@ class BuildingIn(BaseModel):
     )
     @classmethod
     def refuse_a_use_area_far_beyond_the_total(cls, value: float | None, info: ValidationInfo) -> float | None:
-        """The data schema's cross-field rule (``use_area_failures``, same comparison), here so that the 422 names
+        """The data schema's cross-field rule (``use_area_exceeds``), here so that the 422 names
         the field; a total that failed its own bounds is not in ``info.data`` and is not compared with."""
         total = info.data.get("property_gfa_total")
-        if value is not None and total is not None and value / MAX_USE_AREA_TO_TOTAL > total:
+        if value is not None and total is not None and use_area_exceeds(value, total):
             raise PydanticCustomError(
                 "use_area_over_total",
                 "Input should be at most {ratio} times {total_field}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -133,15 +134,29 @@ def validate_raw_buildings(frame: pd.DataFrame, *, for_training: bool, source: s
     missing = [c for c in (TRAINING_REQUIRED if for_training else PREDICTION_REQUIRED) if c not in frame]
     if missing:
         raise DataValidationError(f"{source}: missing required column(s) {missing}")
-    failures = use_area_failures(frame)
-    try:
-        validated = raw_buildings_schema(for_training=for_training).validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        failures = _together(errors.failure_cases, failures)
-        raise DataValidationError(describe_failures(failures, source)) from errors
+    validated, failures = _validate(frame, for_training=for_training)
     if len(failures):
         raise DataValidationError(describe_failures(failures, source))
     return validated
+
+
+def _validate(frame: pd.DataFrame, *, for_training: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated frame (``frame`` itself when it fails) and every failure case: the schema's own and
+    the cross-field rule's, in pandera's failure-case shape."""
+    failures = use_area_failures(frame)
+    try:
+        return raw_buildings_schema(for_training=for_training).validate(frame, lazy=True), failures
+    except SchemaErrors as errors:
+        return frame, _together(errors.failure_cases, failures)
+
+
+def use_area_exceeds(area: Any, total: Any) -> Any:
+    """Whether a use type's floor area is over ``MAX_USE_AREA_TO_TOTAL`` times the total (arrays or numbers).
+
+    Divided rather than the total multiplied, which could overflow; an unknown (NaN) area compares False, so
+    it breaks no rule.
+    """
+    return area / MAX_USE_AREA_TO_TOTAL > total
 
 
 def use_area_failures(frame: pd.DataFrame) -> pd.DataFrame:
@@ -157,9 +172,7 @@ def use_area_failures(frame: pd.DataFrame) -> pd.DataFrame:
         judged = np.isfinite(total) & (total > MIN_TOTAL_AREA_SQFT)
         for column in (c for c in USE_AREAS if c in frame):
             area = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
-            # Divided rather than the total multiplied, which could overflow; an unknown (NaN) area compares
-            # False, so it breaks no rule.
-            for position in map(int, np.flatnonzero(judged & (area / MAX_USE_AREA_TO_TOTAL > total))):
+            for position in map(int, np.flatnonzero(judged & use_area_exceeds(area, total))):
                 rows.append((column, USE_AREA_CHECK, float(area[position]), frame.index[position]))
     return pd.DataFrame(rows, columns=["column", "check", "failure_case", "index"])
 
@@ -177,11 +190,7 @@ def row_errors(frame: pd.DataFrame) -> dict[int, list[str]]:
     """
     absent = [f"{column} is missing" for column in PREDICTION_REQUIRED if column not in frame]
     problems: dict[int, list[str]] = {position: list(absent) for position in range(len(frame))} if absent else {}
-    cases = use_area_failures(frame)
-    try:
-        raw_buildings_schema(for_training=False).validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        cases = _together(errors.failure_cases, cases)
+    _, cases = _validate(frame, for_training=False)
     for _, case in cases.iterrows():
         index = case["index"]
         if not isinstance(index, (int, float)) or index != index:  # noqa: PLR0124 (NaN check)

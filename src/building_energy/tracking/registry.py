@@ -176,9 +176,17 @@ def _decide_against(
 
 
 def promote_if_not_worse(
-    mlflow_client: MlflowClient, version: str, candidate_score: float, config: Settings, target: str = "energy"
+    mlflow_client: MlflowClient,
+    version: str,
+    candidate_score: float,
+    config: Settings,
+    target: str = "energy",
+    veto: str | None = None,
 ) -> PromotionDecision:
     """Move ``target``'s champion alias to ``version`` if its CV score is within tolerance of the champion's.
+
+    A ``veto`` (why this version may not be champion whatever its score, e.g. its refit was not identical)
+    leaves it a challenger with that reason, without a look at the champion.
 
     Each target has its own registered model (``TrackingSettings.model_name``), so only models of one
     target are ever compared.
@@ -192,6 +200,13 @@ def promote_if_not_worse(
     """
     name = config.tracking.model_name(target)
     version = str(version)
+    if veto is not None:
+        decision = PromotionDecision(
+            False, f"{veto}; not promoted (`building-energy promote --target {target} --version {version}` overrides)"
+        )
+        _tag_decision(mlflow_client, name, version, decision)
+        logger.warning("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
+        return decision
     with promotion_lock(_registry_uri(mlflow_client)):
         champion = champion_version(mlflow_client, config, target)
         for _ in range(_MAX_DECISIONS):
@@ -214,12 +229,16 @@ def promote_if_not_worse(
             )
         if decision.promote:
             mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, version)
-        mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
-        mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
+        _tag_decision(mlflow_client, name, version, decision)
         if decision.promote and champion is not None and _version_number(champion) != version:
             _mark(mlflow_client, name, champion, "challenger")
     logger.info("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
     return decision
+
+
+def _tag_decision(mlflow_client: MlflowClient, name: str, version: str, decision: PromotionDecision) -> None:
+    mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
+    mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
 
 
 def _mark(mlflow_client: MlflowClient, name: str, version: ModelVersion, status: str) -> None:

@@ -27,7 +27,6 @@ from building_energy.models.train import TrainingResult
 from building_energy.tracking.registry import (
     CV_SCORE_METRIC,
     MODEL_SHA_TAG,
-    REASON_TAG,
     RUN_ARTIFACTS_DIR,
     STATUS_TAG,
     PromotionDecision,
@@ -37,7 +36,6 @@ from building_energy.tracking.registry import (
 from building_energy.tracking.store import client, ensure_experiment, resolve_tracking_uri, using_store
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.models import ModelSignature
 
 logger = logging.getLogger(__name__)
@@ -171,19 +169,6 @@ def promotion_veto(comparison: Mapping[str, Any] | None) -> str | None:
     return "reproducibility unknown: the comparison report has no reproducibility verdict"
 
 
-def keep_challenger(
-    mlflow_client: MlflowClient, name: str, version: str, reason: str, target: str = "energy"
-) -> PromotionDecision:
-    """Register ``version`` as a challenger without looking at the champion: the alias stays where it is."""
-    decision = PromotionDecision(
-        False, f"{reason}; not promoted (`building-energy promote --target {target} --version {version}` overrides)"
-    )
-    mlflow_client.set_model_version_tag(name, version, STATUS_TAG, decision.status)
-    mlflow_client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
-    logger.warning("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
-    return decision
-
-
 def verified_model_sha256(model_path: Path) -> str:
     """The SHA-256 of ``model_path``, checked against its sidecar: a run never records an altered file."""
     recorded = recorded_checksum(model_path)
@@ -291,11 +276,9 @@ def track_training(
             name = config.tracking.model_name(target)
             info = log_sklearn_model(model, inputs, result, name)
             version = str(info.registered_model_version)
-            veto = promotion_veto(comparison)
-            if veto is None:
-                decision = promote_if_not_worse(mlflow_client, version, cv_score(result.metrics), config, target)
-            else:
-                decision = keep_challenger(mlflow_client, name, version, veto, target)
+            decision = promote_if_not_worse(
+                mlflow_client, version, cv_score(result.metrics), config, target, veto=promotion_veto(comparison)
+            )
             mlflow.set_tag(STATUS_TAG, decision.status)
             mlflow.set_tag("registered_version", version)
     logger.info("tracked run %s in %s: %s version %s", run_id, uri, name, version)
