@@ -101,7 +101,8 @@ def _bench(args: argparse.Namespace) -> int:
             diff = paired_difference(without, with_score, metric)
             print(
                 f"without - with ENERGY STAR, {metric}: {diff['mean']:+.3f} "
-                f"(95% CI {diff['low']:+.3f} to {diff['high']:+.3f}, {int(diff['n'])} paired folds)"
+                f"(95% CI {diff['low']:+.3f} to {diff['high']:+.3f}, corrected resampled t, "
+                f"{int(diff['n'])} paired folds)"
             )
     if args.output:
         folds = pd.concat([result.folds.assign(run=result.label) for result in results], ignore_index=True)
@@ -238,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", choices=sorted(config.profiles), default="full")
     bench.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     bench.add_argument("--folds", type=int, default=config.cv_folds)
-    bench.add_argument("--no-energy-star", action="store_true")
-    bench.add_argument("--compare-energy-star", action="store_true", help="also run without the score, paired")
+    score_arms = bench.add_mutually_exclusive_group()
+    score_arms.add_argument("--no-energy-star", action="store_true")
+    score_arms.add_argument(
+        "--compare-energy-star", action="store_true", help="run with and without the score, paired on the same folds"
+    )
     bench.add_argument("--target", choices=["energy", "ghg"], default="energy")
     bench.add_argument("--output", type=Path, default=None, help="also write every fold's figures to this CSV")
     bench.set_defaults(handler=_bench)

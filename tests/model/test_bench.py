@@ -25,15 +25,29 @@ def test_trusted_rows_are_compliant_and_not_flagged() -> None:
     assert trusted_rows(buildings).tolist() == [True, False, False, False]
 
 
-def test_paired_difference_pairs_by_seed_and_fold() -> None:
-    a = BenchResult("a", pd.DataFrame({"seed": [1, 1, 2], "fold": [0, 1, 0], "mape": [0.5, 0.7, 0.9]}))
+def test_paired_difference_pairs_by_seed_and_fold_with_the_corrected_interval() -> None:
+    a = BenchResult("a", pd.DataFrame({"seed": [1, 1, 2], "fold": [0, 1, 0], "mape": [0.5, 0.7, 0.9]}), {"n_folds": 5})
     # Same folds in another order: pairing must follow (seed, fold), not the row order.
-    b = BenchResult("b", pd.DataFrame({"seed": [2, 1, 1], "fold": [0, 1, 0], "mape": [0.6, 0.5, 0.4]}))
+    b = BenchResult("b", pd.DataFrame({"seed": [2, 1, 1], "fold": [0, 1, 0], "mape": [0.6, 0.5, 0.4]}), {"n_folds": 5})
     diff = paired_difference(a, b, "mape")
     assert diff["n"] == 3
-    assert diff["mean"] == pytest.approx(0.2)  # differences 0.1, 0.2, 0.3
-    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)
+    assert diff["mean"] == pytest.approx(0.2)  # differences 0.1, 0.2, 0.3, sd 0.1
+    # Folds share training rows: the variance of the mean is 1/n + 1/(k - 1) times the sample's, not 1/n.
+    half = stats.t.ppf(0.975, 2) * 0.1 * np.sqrt(1 / 3 + 1 / 4)
     assert (diff["low"], diff["high"]) == pytest.approx((0.2 - half, 0.2 + half))
+
+
+def test_paired_difference_refuses_runs_of_different_fold_counts() -> None:
+    folds = pd.DataFrame({"seed": [1, 1], "fold": [0, 1], "mape": [0.5, 0.7]})
+    with pytest.raises(ValueError, match="share their number of folds"):
+        paired_difference(BenchResult("a", folds, {"n_folds": 5}), BenchResult("b", folds, {"n_folds": 2}), "mape")
+
+
+def test_bench_refuses_comparing_the_score_when_told_to_drop_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--no-energy-star", "--compare-energy-star"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_every_fold_is_scored_on_its_trusted_rows_and_reruns_match(

@@ -117,16 +117,27 @@ def run_benchmark(
 
 
 def paired_difference(a: BenchResult, b: BenchResult, metric: str, confidence: float = 0.95) -> dict[str, float]:
-    """Mean of (a - b) over the same folds with a t interval.
+    """Mean of (a - b) over the same (seed, fold) with the corrected resampled t interval (Nadeau and Bengio,
+    2003, applied to repeated k-fold CV by Bouckaert and Frank, 2004).
 
-    Folds of one seed share training rows, so the interval is optimistic; the fold-level spread is
-    reported beside it.
+    The differences are not independent: the folds of one seed share most of their training rows and every
+    seed re-tests the same buildings, so a plain t interval over them would be too narrow. The correction
+    widens the variance of the mean from 1/n to 1/n + n_test/n_train = 1/n + 1/(k - 1), with n - 1 degrees
+    of freedom.
     """
+    fold_counts = [result.settings.get("n_folds") for result in (a, b)]
+    k = fold_counts[0]
+    if k is None or fold_counts[1] != k:
+        raise ValueError(f"paired runs must share their number of folds, got {fold_counts}")
     merged = a.folds.merge(b.folds, on=["seed", "fold"], suffixes=("_a", "_b"))
     diff = (merged[f"{metric}_a"] - merged[f"{metric}_b"]).to_numpy()
     n = len(diff)
     mean = float(diff.mean())
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    if n > 1:
+        standard_error = float(diff.std(ddof=1)) * math.sqrt(1 / n + 1 / (k - 1))
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * standard_error
+    else:
+        half = math.inf
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": float(n)}
 
 
