@@ -81,8 +81,11 @@ def test_mismatched_inputs_are_refused(buildings: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="monotone_constraints has 2 entries for 5 features"):
         MonotoneSVR(monotone_constraints=[1, 0]).fit(buildings, y)
     model = MonotoneSVR().fit(buildings, y)
-    with pytest.raises(ValueError, match="X has 4 features, MonotoneSVR was fitted on 5"):
+    with pytest.raises(ValueError, match=r"MonotoneSVR was fitted on other columns: missing \['age'\]"):
         model.predict(buildings.drop(columns="age"))
+    # Same columns in another order: read by position, they would be the wrong features.
+    with pytest.raises(ValueError, match="MonotoneSVR was fitted on these columns in another order"):
+        model.predict(buildings[buildings.columns[::-1]])
 
 
 def test_the_stack_learner_gets_its_constraints_from_the_column_names(buildings: pd.DataFrame) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV
@@ -13,7 +13,10 @@ from sklearn.pipeline import make_pipeline
 
 from building_energy.config import get_config
 from building_energy.data.columns import METER_COLUMNS
+from building_energy.features.energy_star import EnergyStarIntensity, ScorableUseType
 from building_energy.features.engineer import BuildingFeatures
+from building_energy.features.use_flags import UseTypeFlags
+from building_energy.features.use_mix import UseMixEncoder
 from building_energy.models.pipeline import make_preprocessor
 from building_energy.preprocessing.transformers import CleanBuildings
 
@@ -89,3 +92,39 @@ def test_transformers_work_inside_grid_search(buildings: pd.DataFrame) -> None:
 def test_clean_buildings_rejects_non_frames() -> None:
     with pytest.raises(TypeError, match="pandas DataFrame"):
         CleanBuildings().fit(np.zeros((3, 3)))
+
+
+def _fitted_steps(buildings: pd.DataFrame) -> list[tuple[BaseEstimator, pd.DataFrame]]:
+    cleaned = CleanBuildings().fit_transform(buildings)
+    log_energy = np.log1p(buildings["SiteEnergyUse(kBtu)"].to_numpy())
+    steps: list[BaseEstimator] = [
+        BuildingFeatures(n_surface_clusters=4),
+        UseTypeFlags(min_count=5),
+        UseMixEncoder(),
+        EnergyStarIntensity(),
+        ScorableUseType(),
+    ]
+    return [(step.fit(cleaned, log_energy), cleaned) for step in steps]
+
+
+def test_steps_refuse_columns_reordered_or_missing_instead_of_mislabelling_them(buildings: pd.DataFrame) -> None:
+    for step, cleaned in _fitted_steps(buildings):
+        name = type(step).__name__
+        with pytest.raises(ValueError, match=f"{name} was fitted on these columns in another order"):
+            step.transform(cleaned[cleaned.columns[::-1]])
+        with pytest.raises(ValueError, match=rf"{name} was fitted on other columns: missing \['YearBuilt'\]"):
+            step.transform(cleaned.drop(columns="YearBuilt"))
+        with pytest.raises(TypeError, match=f"{name} needs a pandas DataFrame"):
+            step.transform(cleaned.to_numpy())
+        step.set_output(transform="pandas")
+        assert list(step.transform(cleaned).columns) == list(step.get_feature_names_out())
+
+
+@pytest.mark.parametrize("encoder", [UseMixEncoder(), EnergyStarIntensity()], ids=lambda step: type(step).__name__)
+def test_target_encoders_refuse_to_fit_without_the_target(buildings: pd.DataFrame, encoder: BaseEstimator) -> None:
+    cleaned = CleanBuildings().fit_transform(buildings)
+    name = type(encoder).__name__
+    with pytest.raises(ValueError, match=f"{name} is fitted on the target: pass y"):
+        clone(encoder).fit_transform(cleaned)
+    with pytest.raises(ValueError, match=rf"{name}: y has shape \(3,\), expected one value per row of X \(300\)"):
+        clone(encoder).fit_transform(cleaned, np.ones(3))

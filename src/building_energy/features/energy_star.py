@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from building_energy.features.frames import check_fitted_columns, require_target
 from building_energy.preprocessing.categories import normalise_category
 
 SCORE_COLUMN = "ENERGYSTARScore"
@@ -86,9 +87,8 @@ class EnergyStarIntensity(TransformerMixin, BaseEstimator):
         use_types = X[TYPE_COLUMN].astype(str).to_numpy()
         return use_types, score_log_ratio(X[SCORE_COLUMN].to_numpy(dtype=float), self.gamma_shape)
 
-    @staticmethod
-    def _intensity(X: pd.DataFrame, y: Any) -> np.ndarray:
-        return np.asarray(y, dtype=float) - np.log1p(X[AREA_COLUMN].to_numpy(dtype=float))
+    def _intensity(self, X: pd.DataFrame, y: Any) -> np.ndarray:
+        return require_target(self, X, y) - np.log1p(X[AREA_COLUMN].to_numpy(dtype=float))
 
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
         use_types, log_ratio = self._inputs(X)
@@ -113,6 +113,7 @@ class EnergyStarIntensity(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "baselines_")
+        check_fitted_columns(self, X)
         use_types, log_ratio = self._inputs(X)
         return X.assign(
             **{OUTPUT_COLUMN: apply_score_relation(use_types, log_ratio, self.slope_, self.prior_, self.baselines_)}
@@ -142,6 +143,7 @@ class ScorableUseType(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "scorable_")
+        check_fitted_columns(self, X)
         return X.assign(**{SCORABLE_COLUMN: [float(use in self.scorable_) for use in X[TYPE_COLUMN]]})
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -11,6 +11,7 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from building_energy.features.frames import check_fitted_columns
 from building_energy.preprocessing.categories import split_use_types
 
 EARTH_RADIUS_KM = 6371.0088
@@ -143,6 +144,7 @@ class BuildingFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "surface_kmeans_")
+        check_fitted_columns(self, X)
         engineered = self._engineer(X)
         return add_surface_cluster(engineered, self.surface_scaler_, self.surface_kmeans_, self.surface_fill_)[
             self.output_columns_

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from building_energy.features.frames import check_fitted_columns
 from building_energy.preprocessing.categories import split_use_types
 
 FLAG_PREFIX = "HasUse_"
@@ -62,6 +63,7 @@ class UseTypeFlags(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "use_types_")
+        check_fitted_columns(self, X)
         listed = flag_sets(X["ListOfAllPropertyUseTypes"])
         return X.assign(**{name: [float(name in flags) for flags in listed] for name in self._flag_names()})
 

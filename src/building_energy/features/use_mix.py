@@ -18,6 +18,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from building_energy.features.frames import check_fitted_columns, require_target
+
 USE_COLUMNS = (
     ("LargestPropertyUseType", "LargestPropertyUseTypeGFA"),
     ("SecondLargestPropertyUseType", "SecondLargestPropertyUseTypeGFA"),
@@ -96,7 +98,7 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def _intensity(self, X: pd.DataFrame, y: Any) -> np.ndarray:
-        return np.asarray(y, dtype=float) - np.log1p(X["PropertyGFATotal"].to_numpy(dtype=float))
+        return require_target(self, X, y) - np.log1p(X["PropertyGFATotal"].to_numpy(dtype=float))
 
     @staticmethod
     def _shares(X: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
@@ -130,6 +132,7 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "means_")
+        check_fitted_columns(self, X)
         shares = share_matrix(use_shares(X), len(X), self.means_.index)
         return X.assign(**{OUTPUT_COLUMN: mix_intensity(shares, self.means_.to_numpy(), self.prior_)})
 

@@ -15,6 +15,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils.validation import check_is_fitted
 
+from building_energy.features.frames import check_fitted_columns
+
 
 class MonotoneSVR(RegressorMixin, BaseEstimator):
     """A sign-constrained linear model on the monotone features plus an RBF ``SVR`` on all the others.
@@ -128,7 +130,5 @@ class MonotoneSVR(RegressorMixin, BaseEstimator):
 
     def _values(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "kernel_")
-        values = X.to_numpy(dtype=float)
-        if values.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {values.shape[1]} features, MonotoneSVR was fitted on {self.n_features_in_}")
-        return values
+        check_fitted_columns(self, X)
+        return X.to_numpy(dtype=float)
