@@ -42,5 +42,10 @@ def write_bytes_atomically(path: Path, payload: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
+    except OSError as error:
+        # A full disk names no file; the caller's message should name the one that was not written.
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)

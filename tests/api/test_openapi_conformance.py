@@ -14,7 +14,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection
 
 from building_energy.api import create_app
-from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, TOTAL_AREA, USE_AREAS
+from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, PART_AREAS, TOTAL_AREA
 from building_energy.models.train import TrainingResult
 from tests.api.conftest import api_settings
 
@@ -44,11 +44,12 @@ def _number(value: object) -> bool:
 
 def within_use_area_rule(case: schemathesis.Case) -> schemathesis.Case:
     """No JSON Schema keyword relates two fields, so a schema-valid building may break the one rule that does
-    (each use's floor area at most ``MAX_USE_AREA_TO_TOTAL`` times the total, documented on those fields and
-    tested on its own): a generated valid building is brought within it instead of refused by it."""
+    (each part of the floor area, building(s), parking or a use, at most ``MAX_USE_AREA_TO_TOTAL`` times the
+    total, documented on those fields and tested on its own): a generated valid building is brought within it
+    instead of refused by it."""
     body = case.body
     if isinstance(body, dict) and _number(body.get(TOTAL_AREA)):
-        for field in USE_AREAS:
+        for field in PART_AREAS:
             if _number(body.get(field)):
                 body[field] = min(body[field], body[TOTAL_AREA] * MAX_USE_AREA_TO_TOTAL)
     return case

@@ -194,25 +194,28 @@ def test_unscorable_building_gets_its_reason(dashboard_env: TrainingResult) -> N
 def test_batch_scores_a_city_file_like_the_cli(
     dashboard_env: TrainingResult, raw_buildings: pd.DataFrame, tmp_path: Path
 ) -> None:
-    rows = raw_buildings.sample(20, random_state=1).reset_index(drop=True).astype(object)
+    non_residential = raw_buildings.loc[~raw_buildings["BuildingType"].str.startswith("Multifamily")]
+    rows = non_residential.sample(20, random_state=1).reset_index(drop=True).astype(object)
     rows.loc[3, "PropertyGFATotal"] = "lots"
     rows.loc[7, "PrimaryPropertyType"] = None
+    rows.loc[12, "BuildingType"] = "Multifamily LR (1-4)"  # the model was not trained on residential buildings
     source, cli_output = _predict_cli(dashboard_env.model_path, rows, tmp_path)
 
     app = open_page("Batch")
     app.file_uploader(key="upload").upload("buildings.csv", source.read_bytes(), "text/csv")
     app.run()
     assert texts(app.exception) == [] and texts(app.error) == []
-    assert texts(app.success) == ["18 of 20 rows scored, 2 could not be."]
+    assert texts(app.success) == ["17 of 20 rows scored, 3 could not be."]
     shown, failed = (frame.value for frame in app.dataframe)
     pd.testing.assert_frame_equal(
         shown.reset_index(drop=True).astype({BUILDING_ID: "int64"}),
         cli_output.astype({BUILDING_ID: "int64"}),
         check_dtype=False,
     )
-    assert failed["csv_line"].tolist() == [5, 9]  # header is line 1: rows 3 and 7 of the frame
+    assert failed["csv_line"].tolist() == [5, 9, 14]  # header is line 1: rows 3, 7 and 12 of the frame
     assert "PropertyGFATotal" in failed[ERROR_COLUMN].iloc[0]
     assert "PrimaryPropertyType" in failed[ERROR_COLUMN].iloc[1]
+    assert "is residential: the model covers non-residential buildings only" in failed[ERROR_COLUMN].iloc[2]
     assert np.isnan(failed[PREDICTION_COLUMN].astype(float)).all()
 
 
@@ -285,3 +288,19 @@ def test_model_from_the_registry(
     assert source in texts(app.markdown)[0]
     assert metric(app, "MAPE") == f"{trained.metadata['metrics']['test']['mape']:.3f}"
     assert len(app.get("vega_lite_chart")) == 4
+
+
+def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
+    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame
+) -> None:
+    rows = raw_buildings.loc[raw_buildings["BuildingType"] == "NonResidential"].head(5)
+    payload = rows.drop(columns="LargestPropertyUseTypeGFA").to_csv(index=False).encode()
+    app = open_page("Batch")
+    app.file_uploader(key="upload").upload("renamed.csv", payload, "text/csv")
+    app.run()
+    assert texts(app.exception) == [] and texts(app.success) == []
+    (error,) = texts(app.error)
+    assert error.startswith("This file cannot be scored: renamed.csv: no column for ['LargestPropertyUseTypeGFA']")
+    app.checkbox(key="allow_absent").check().run()
+    assert texts(app.error) == []
+    assert texts(app.success) == ["5 of 5 rows scored, 0 could not be."]

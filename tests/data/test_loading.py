@@ -82,6 +82,22 @@ def test_fetch_refuses_a_corrupted_shared_copy(data_path: Path, tmp_path: Path) 
     assert not (tmp_path / "raw" / data_path.name).exists()
 
 
+def test_fetch_finds_the_archived_copy_whatever_the_destination_is_called(data_path: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "raw" / "buildings.csv"
+    fetch_data(destination, data_path.parent, "http://127.0.0.1:9/unused", EXPECTED_SHA256)
+    assert sha256_file(destination) == EXPECTED_SHA256
+
+
+def test_a_failed_download_names_the_archive_it_looked_for_and_the_url(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    url, archive = "http://127.0.0.1:9/2016.csv", tmp_path / "no-shared" / "2016_Building_Energy_Benchmarking.csv"
+    with pytest.raises(DataValidationError) as failure:
+        fetch_data(tmp_path / "raw" / "x.csv", tmp_path / "no-shared", url, EXPECTED_SHA256)
+    assert str(failure.value).startswith(f"no archived copy at {archive}, and downloading {url} failed (")
+    assert "refused" in str(failure.value)
+    assert not (tmp_path / "raw" / "x.csv").exists()
+
+
 @pytest.fixture
 def portal_server(data_path: Path) -> Iterator[str]:
     """A real HTTP server on loopback standing in for the City's portal."""
@@ -157,3 +173,41 @@ def test_two_headers_for_one_field_are_refused_naming_both(tmp_path: Path) -> No
     )
     with pytest.raises(DataValidationError, match="'YearBuilt' and 'year_built' both mean YearBuilt"):
         read_buildings_csv(path)
+
+
+def test_one_header_named_twice_is_refused_not_renamed(tmp_path: Path) -> None:
+    # pandas would read the second as "YearBuilt.1", a column the model never reads.
+    path = tmp_path / "twice.csv"
+    path.write_text("OSEBuildingID,PrimaryPropertyType,YearBuilt,PropertyGFATotal,YearBuilt\n7,Hotel,1927,88434,1990\n")
+    with pytest.raises(DataValidationError, match=r"column\(s\) \['YearBuilt'\] appear more than once in the header"):
+        read_buildings_csv(path)
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_with_another_separator_is_refused_saying_which(tmp_path: Path, separator: str, name: str) -> None:
+    path = tmp_path / "other.csv"
+    path.write_text(HEADER.replace(",", separator) + separator.join(["7", "Hotel", "88434", "1927"]) + "\n")
+    with pytest.raises(DataValidationError, match=f"the header is one column holding {name}; save the file comma"):
+        read_buildings_csv(path)
+
+
+def test_a_utf16_export_reads_like_utf8(tmp_path: Path) -> None:
+    text = HEADER + "7,Café Hotel,88434,1927\n"
+    utf8, utf16 = tmp_path / "utf8.csv", tmp_path / "utf16.csv"
+    utf8.write_text(text, encoding="utf-8")
+    utf16.write_text(text, encoding="utf-16")
+    pd.testing.assert_frame_equal(read_buildings_csv(utf16)[0], read_buildings_csv(utf8)[0])
+    assert read_buildings_csv(utf16)[0]["PrimaryPropertyType"].tolist() == ["Café Hotel"]
+
+
+def test_only_grouped_thousands_lose_their_commas(tmp_path: Path) -> None:
+    path = tmp_path / "commas.csv"
+    rows = ['7,Hotel,"88,434",1927', '8,Office,"1,234,567.5",1990', '9,Office,"88.434,0",1990', '10,Office,"1,2",1990']
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    frame, problems = read_buildings_csv(path)
+    assert frame["PropertyGFATotal"].tolist()[:2] == [88434.0, 1234567.5]
+    # A decimal comma is not silently read as a thousands separator (88.434 sq ft, or 12 for 1,2).
+    assert problems == {
+        2: ["PropertyGFATotal='88.434,0' is not a number"],
+        3: ["PropertyGFATotal='1,2' is not a number"],
+    }

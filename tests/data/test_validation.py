@@ -95,6 +95,26 @@ def test_a_use_area_far_beyond_the_total_is_refused_naming_the_field() -> None:
     }
 
 
+def test_building_and_parking_areas_are_parts_of_the_total_and_a_building_has_some_area() -> None:
+    rows = pd.DataFrame(
+        [
+            {**_office(5_000.0, 5_000.0), "PropertyGFABuilding(s)": 50_001.0, "PropertyGFAParking": 0.0},
+            {**_office(5_000.0, 5_000.0), "PropertyGFABuilding(s)": 5_000.0, "PropertyGFAParking": 60_000.0},
+            {**_office(50_000.0, 0.0), "PropertyGFABuilding(s)": 0.0, "PropertyGFAParking": 0.0},
+            {**_office(50_000.0, 50_000.0), "PropertyGFABuilding(s)": 50_000.0, "PropertyGFAParking": 0.0},
+        ]
+    )
+    # What the API refuses (gt=0, the ten-times rule) is refused in a CSV too, naming the field.
+    assert row_errors(rows) == {
+        0: ["PropertyGFABuilding(s) fails less_than_or_equal_to(10 x PropertyGFATotal) (value 50001.0)"],
+        1: ["PropertyGFAParking fails less_than_or_equal_to(10 x PropertyGFATotal) (value 60000.0)"],
+        2: [
+            "PropertyGFABuilding(s) fails greater_than(0) (value 0.0)",
+            "LargestPropertyUseTypeGFA fails greater_than(0) (value 0.0)",
+        ],
+    }
+
+
 def test_a_training_file_breaking_a_floor_area_rule_is_refused_naming_column_rule_and_line(
     raw_buildings: pd.DataFrame,
 ) -> None:

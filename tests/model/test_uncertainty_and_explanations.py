@@ -106,3 +106,24 @@ def test_top_drivers_are_ordered_by_size(trained: TrainingResult, sample_buildin
     sizes = [abs(float(d["contribution_log"])) for d in drivers[0]]
     assert sizes == sorted(sizes, reverse=True)
     assert drivers[0][0]["factor"] == pytest.approx(np.exp(drivers[0][0]["contribution_log"]))
+
+
+def test_a_driver_the_building_did_not_give_is_marked_unknown(
+    trained: TrainingResult, sample_buildings: pd.DataFrame
+) -> None:
+    model = load_model(trained.model_path)
+    given = sample_buildings.head(6).assign(ENERGYSTARScore=60.0)
+    unscored = given.assign(ENERGYSTARScore=np.nan)
+    for frame, expected in ((given, False), (unscored, True)):
+        explanation = explain(model, frame)
+        assert explanation.unknown["ENERGYSTARScore"].tolist() == [expected] * 6
+        # A partly given group is known; fields given in every row are never unknown.
+        assert not explanation.unknown["PropertyGFATotal"].any()
+    located = unscored.assign(Latitude=np.nan)
+    assert not explain(model, located).unknown["Location (Latitude, Longitude)"].any()
+    nowhere = located.drop(columns=["Longitude", "Neighborhood", "CouncilDistrictCode"])
+    assert explain(model, nowhere).unknown["Location (Latitude, Longitude)"].all()
+    # Every driver says whether it is a value's effect or the effect of the value being unknown.
+    for drivers in model.explain(unscored, top_k=30):
+        for driver in drivers:
+            assert driver["unknown"] == (driver["field"] in ("ENERGYSTARScore",))

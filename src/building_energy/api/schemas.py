@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from building_energy.data.columns import BUILDING_ID, NUMERIC_INPUTS
 from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, MIN_TOTAL_AREA_SQFT, TOTAL_AREA, use_area_exceeds
+from building_energy.preprocessing.preprocessor import residential_rows
 
 # JSON has no NaN or infinity; inputs that are not finite are refused (send null for an unknown value).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -91,7 +92,11 @@ class BuildingIn(BaseModel):
         le=MAX_AREA_SQFT,
         description="Total floor area with parking (sq ft)",
     )
-    building_type: Category | None = Field(None, alias="BuildingType", description="e.g. 'NonResidential', 'Campus'")
+    building_type: Category | None = Field(
+        None,
+        alias="BuildingType",
+        description="e.g. 'NonResidential', 'Campus'; not a multifamily type, which the model was not trained on",
+    )
     neighborhood: Category | None = Field(None, alias="Neighborhood", description="e.g. 'DOWNTOWN', 'BALLARD'")
     council_district_code: int | None = Field(None, alias="CouncilDistrictCode", ge=1, le=7)
     latitude: Finite | None = Field(None, alias="Latitude", ge=47.0, le=48.5)
@@ -99,14 +104,18 @@ class BuildingIn(BaseModel):
     number_of_buildings: int | None = Field(None, alias="NumberofBuildings", ge=0, le=1000)
     number_of_floors: int | None = Field(None, alias="NumberofFloors", ge=0, le=200)
     property_gfa_parking: Finite | None = Field(
-        None, alias="PropertyGFAParking", ge=0, le=MAX_AREA_SQFT, description="Parking floor area (sq ft)"
+        None,
+        alias="PropertyGFAParking",
+        ge=0,
+        le=MAX_AREA_SQFT,
+        description="Parking floor area (sq ft)" + WITHIN_TOTAL,
     )
     property_gfa_buildings: Finite | None = Field(
         None,
         alias="PropertyGFABuilding(s)",
         gt=0,
         le=MAX_AREA_SQFT,
-        description="Floor area of the building(s), parking excluded (sq ft)",
+        description="Floor area of the building(s), parking excluded (sq ft)" + WITHIN_TOTAL,
     )
     list_of_all_property_use_types: UseTypeList | None = Field(
         None, alias="ListOfAllPropertyUseTypes", description="Comma-separated, e.g. 'Office, Parking, Retail Store'"
@@ -157,8 +166,24 @@ class BuildingIn(BaseModel):
             )
         return value
 
+    @field_validator("building_type")
+    @classmethod
+    def refuse_a_residential_building(cls, value: str | None) -> str | None:
+        """Multifamily buildings are left out of training: an estimate for one would look like any other."""
+        if value is not None and residential_rows(pd.Series([value], dtype=object))[0]:
+            raise PydanticCustomError(
+                "out_of_scope",
+                "The model covers non-residential buildings only; '{value}' is residential",
+                {"value": value},
+            )
+        return value
+
     @field_validator(
-        "largest_property_use_type_gfa", "second_largest_property_use_type_gfa", "third_largest_property_use_type_gfa"
+        "property_gfa_buildings",
+        "property_gfa_parking",
+        "largest_property_use_type_gfa",
+        "second_largest_property_use_type_gfa",
+        "third_largest_property_use_type_gfa",
     )
     @classmethod
     def refuse_a_use_area_far_beyond_the_total(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -230,6 +255,9 @@ class DriverOut(BaseModel):
     field: str = Field(description="The City's field, or a group of them (e.g. location)")
     contribution_log: float = Field(description="Contribution to log(1 + prediction)")
     factor: float = Field(description="exp(contribution_log): >1 raises the estimate, <1 lowers it")
+    unknown: bool = Field(
+        False, description="The building did not give this field: the factor is the effect of its being unknown"
+    )
 
 
 class ExplanationOut(BaseModel):

@@ -192,7 +192,9 @@ class BatchResult:
         return pd.concat([lines, bad], axis=1).reset_index(drop=True)
 
 
-def score_upload(loaded: LoadedModel, payload: bytes, filename: str, max_bytes: int) -> BatchResult:
+def score_upload(
+    loaded: LoadedModel, payload: bytes, filename: str, max_bytes: int, allow_absent_columns: bool = False
+) -> BatchResult:
     """Score an uploaded CSV as ``building-energy predict`` does; ``DataValidationError`` on a bad file."""
     if len(payload) > max_bytes:
         raise DataValidationError(f"{filename}: {len(payload):,} bytes is over the {max_bytes:,}-byte upload limit")
@@ -201,7 +203,7 @@ def score_upload(loaded: LoadedModel, payload: bytes, filename: str, max_bytes: 
         source, output = Path(folder) / "upload.csv", Path(folder) / "predictions.csv"
         source.write_bytes(payload)
         try:
-            predictions = predict_csv(loaded, source, output)
+            predictions = predict_csv(loaded, source, output, allow_absent_columns=allow_absent_columns)
         except DataValidationError as error:
             raise DataValidationError(str(error).replace(str(source), filename)) from error
         return BatchResult(predictions, output.read_bytes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import logging
@@ -21,7 +22,13 @@ from building_energy.files import create_temporary
 logger = logging.getLogger(__name__)
 
 _ENCODINGS = ("utf-8-sig", "cp1252")
+# The archived file's name in the shared data folder, whatever name the copy is given.
+ARCHIVED_FILE_NAME = "2016_Building_Energy_Benchmarking.csv"
 _MISSING_MARKERS = ("", "NULL", "null", "NaN", "nan", "N/A", "n/a", "NA")
+# "88,434" and "1,234,567.5" are grouped thousands; "1,2" or "88.434,0" (a decimal comma) is not a number here.
+_GROUPED_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
+# A header read as one column holding one of these was written with another separator.
+_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 
 def sha256_file(path: Path) -> str:
@@ -60,6 +67,22 @@ def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns=renames)
 
 
+def _check_header(path: Path, header: list[str]) -> None:
+    """Refuse a header pandas would read without a word but wrong: another separator than the comma (every
+    line one column) and a column named twice (pandas renames the second ``YearBuilt.1``, which the model
+    then never reads)."""
+    if len(header) == 1:
+        for separator, name in _OTHER_SEPARATORS.items():
+            if separator in header[0]:
+                raise DataValidationError(
+                    f"{path}: the header is one column holding {name}s; save the file comma-separated"
+                )
+    names = [name.strip() for name in header if name.strip()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataValidationError(f"{path}: column(s) {repeated} appear more than once in the header; keep one of each")
+
+
 def check_records(path: Path, encoding: str) -> None:
     """Refuse what pandas would read wrong without a word: a record with values beyond the header's columns
     (an unquoted comma shifts every later field of the row), and a blank line between records (every CSV
@@ -69,6 +92,7 @@ def check_records(path: Path, encoding: str) -> None:
         reader = csv.reader(handle, skipinitialspace=True)
         try:
             header = next(reader, [])
+            _check_header(path, header)
             blank_line = None
             for record in reader:
                 if not "".join(record).strip():
@@ -92,7 +116,8 @@ def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str
     for column in NUMERIC_COLUMNS:
         if column not in parsed.columns or pd.api.types.is_numeric_dtype(parsed[column]):
             continue
-        text = parsed[column].astype("string").str.strip().str.replace(",", "", regex=False)
+        text = parsed[column].astype("string").str.strip()
+        text = text.mask(text.str.fullmatch(_GROUPED_THOUSANDS, na=False), text.str.replace(",", "", regex=False))
         text = text.mask(text.isin(_MISSING_MARKERS))
         numbers = pd.to_numeric(text, errors="coerce")
         for position in (numbers.isna() & text.notna()).to_numpy().nonzero()[0]:
@@ -103,7 +128,8 @@ def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str
 
 
 def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-    """Read a CSV in the City's format: archived or current portal export, UTF-8 or Windows-1252.
+    """Read a CSV in the City's format: archived or current portal export, UTF-8, Windows-1252 or UTF-16
+    with a byte-order mark.
 
     Returns the frame (numeric columns parsed) and the unparseable cells by row position.
     """
@@ -113,7 +139,11 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     if path.stat().st_size == 0:
         raise DataValidationError(f"{path}: the file is empty")
     last_error: Exception | None = None
-    for encoding in _ENCODINGS:
+    with path.open("rb") as handle:
+        start = handle.read(2)
+    # Excel's "Unicode text" export: UTF-16 with a byte-order mark, which neither 8-bit encoding reads right.
+    encodings = ("utf-16",) if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else _ENCODINGS
+    for encoding in encodings:
         try:
             check_records(path, encoding)
             # index_col=False: a trailing comma on every line must not turn the first column into the index.
@@ -186,7 +216,7 @@ def fetch_data(
     if destination.is_file() and sha256_file(destination) == expected_sha256:
         logger.info("data already in place: %s", destination)
         return destination
-    shared_copy = Path(shared_dir) / destination.name
+    shared_copy = Path(shared_dir) / ARCHIVED_FILE_NAME
     if shared_copy.is_file():
         actual = sha256_file(shared_copy)
         if actual != expected_sha256:
@@ -197,7 +227,12 @@ def fetch_data(
     if destination.is_file():
         logger.warning("%s is not the archived file (checksum differs); using it as is", destination)
         return destination
-    _download(url, destination)
+    try:
+        _download(url, destination)
+    except OSError as error:  # urllib's URLError too: no network, DNS, refused, timed out, HTTP error
+        raise DataValidationError(
+            f"no archived copy at {shared_copy}, and downloading {url} failed ({getattr(error, 'reason', error)})"
+        ) from error
     logger.warning(
         "downloaded today's portal export (SHA-256 %s); it differs from the archived copy",
         sha256_file(destination),

@@ -46,7 +46,10 @@ def _text() -> pa.Column:
 
 
 TOTAL_AREA = "PropertyGFATotal"
-USE_AREAS: tuple[str, ...] = (
+# Floor areas that are a part of the total: its building(s) and parking, and each listed use.
+PART_AREAS: tuple[str, ...] = (
+    "PropertyGFABuilding(s)",
+    "PropertyGFAParking",
     "LargestPropertyUseTypeGFA",
     "SecondLargestPropertyUseTypeGFA",
     "ThirdLargestPropertyUseTypeGFA",
@@ -54,8 +57,8 @@ USE_AREAS: tuple[str, ...] = (
 # The smallest building of the City's 2016 file has 11,285 sq ft. A total under a tenth of that is a typo or a
 # unit slip, which the model (it learnt energy per square foot) would turn into a confident estimate for a shed.
 MIN_TOTAL_AREA_SQFT = 1_000.0
-# A use's floor area is a part of the total. The City's own records overshoot it (a campus counting buildings
-# its total leaves out) by at most 6.4 times in 2016; ten times is no longer a building but a wrong field.
+# A part of the total can exceed it: the City's use areas do (a campus counting buildings its total leaves out),
+# by at most 6.4 times in 2016; ten times is no longer a building but a wrong field.
 MAX_USE_AREA_TO_TOTAL = 10.0
 USE_AREA_CHECK = f"less_than_or_equal_to({MAX_USE_AREA_TO_TOTAL:g} x {TOTAL_AREA})"
 
@@ -78,8 +81,10 @@ _COLUMNS: dict[str, pa.Column] = {
     "NumberofFloors": _number(0, 200),
     TOTAL_AREA: _number(MIN_TOTAL_AREA_SQFT, 1e8, low_strict=True),
     "PropertyGFAParking": _number(0, 1e8),
-    "PropertyGFABuilding(s)": _number(0, 1e8),
-    "LargestPropertyUseTypeGFA": _number(0, 1e8),
+    # A building has some floor area, and so has its largest use (the API says so too); parking and the
+    # smaller uses may be 0.
+    "PropertyGFABuilding(s)": _number(0, 1e8, low_strict=True),
+    "LargestPropertyUseTypeGFA": _number(0, 1e8, low_strict=True),
     "SecondLargestPropertyUseTypeGFA": _number(0, 1e8),
     "ThirdLargestPropertyUseTypeGFA": _number(0, 1e8),
     "ENERGYSTARScore": _number(0, 100),
@@ -151,7 +156,8 @@ def _validate(frame: pd.DataFrame, *, for_training: bool) -> tuple[pd.DataFrame,
 
 
 def use_area_exceeds(area: Any, total: Any) -> Any:
-    """Whether a use type's floor area is over ``MAX_USE_AREA_TO_TOTAL`` times the total (arrays or numbers).
+    """Whether a part's floor area (``PART_AREAS``) is over ``MAX_USE_AREA_TO_TOTAL`` times the total (arrays
+    or numbers).
 
     Divided rather than the total multiplied, which could overflow; an unknown (NaN) area compares False, so
     it breaks no rule.
@@ -160,8 +166,8 @@ def use_area_exceeds(area: Any, total: Any) -> Any:
 
 
 def use_area_failures(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows where a use type's floor area is over ``MAX_USE_AREA_TO_TOTAL`` times the total, in the shape of
-    pandera's failure cases (``column``, ``check``, ``failure_case``, ``index``): a column's own checks never
+    """Rows where a part's floor area (``PART_AREAS``) is over ``MAX_USE_AREA_TO_TOTAL`` times the total, in the
+    shape of pandera's failure cases (``column``, ``check``, ``failure_case``, ``index``): a column's own checks never
     see another column.
 
     A total outside its own bounds is not compared with, since it is already refused on its own.
@@ -170,7 +176,7 @@ def use_area_failures(frame: pd.DataFrame) -> pd.DataFrame:
     if TOTAL_AREA in frame:
         total = pd.to_numeric(frame[TOTAL_AREA], errors="coerce").to_numpy(dtype=float)
         judged = np.isfinite(total) & (total > MIN_TOTAL_AREA_SQFT)
-        for column in (c for c in USE_AREAS if c in frame):
+        for column in (c for c in PART_AREAS if c in frame):
             area = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
             for position in map(int, np.flatnonzero(judged & use_area_exceeds(area, total))):
                 rows.append((column, USE_AREA_CHECK, float(area[position]), frame.index[position]))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import shap
 
+from building_energy.data.columns import MODEL_INPUTS
 from building_energy.features.energy_star import SCORABLE_COLUMN
 from building_energy.features.use_flags import FLAG_PREFIX
 from building_energy.models.monotone_svr import MonotoneSVR
@@ -40,6 +41,7 @@ FIELD_OF_FEATURE = {
     "SecondLargestPropertyUseTypeGFA": USE_TYPES,
     "ThirdLargestPropertyUseTypeGFA": USE_TYPES,
     "NumberOfUseTypes": USE_TYPES,
+    "ListOfAllPropertyUseTypes": USE_TYPES,
     # Whether EPA scores the largest use type (a model trained without the score): read from that use type.
     SCORABLE_COLUMN: USE_TYPES,
     "EnergyStarIntensity": "ENERGYSTARScore",
@@ -66,19 +68,43 @@ def input_field(feature: object) -> str:
 
 @dataclass
 class Explanation:
-    """Per row: log-scale contribution of each input field, and the baseline they start from."""
+    """Per row: log-scale contribution of each input field, the baseline they start from, and which fields the
+    row did not give (their contribution is the effect of their being unknown)."""
 
     contributions: pd.DataFrame  # rows x fields, log1p(kBtu) units
     baseline: np.ndarray  # log1p(kBtu) of the reference building
+    unknown: pd.DataFrame  # rows x fields, True where every City column behind the field is missing
 
-    def top(self, row: int, k: int = 5) -> list[dict[str, float | str]]:
+    def top(self, row: int, k: int = 5) -> list[dict[str, float | str | bool]]:
         """The ``k`` fields that move this row's estimate most, as multiplicative factors."""
         values = self.contributions.iloc[row]
         order = values.abs().sort_values(ascending=False).index[:k]
         return [
-            {"field": str(field), "contribution_log": float(values[field]), "factor": float(np.exp(values[field]))}
+            {
+                "field": str(field),
+                "contribution_log": float(values[field]),
+                "factor": float(np.exp(values[field])),
+                "unknown": bool(self.unknown.iloc[row][field]),
+            }
             for field in order
         ]
+
+
+def _missing(values: pd.Series) -> np.ndarray:
+    blank = values.map(lambda value: isinstance(value, str) and not value.strip())
+    return np.asarray(values.isna() | blank, dtype=bool)
+
+
+def unknown_fields(raw_buildings: pd.DataFrame, fields: pd.Index) -> pd.DataFrame:
+    """Per row and field: whether every City column the field is computed from is missing (or absent)."""
+    unknown = pd.DataFrame(False, index=raw_buildings.index, columns=fields)
+    for field in fields:
+        sources = [column for column in MODEL_INPUTS if input_field(column) == field]
+        if sources:
+            absent = np.ones(len(raw_buildings), dtype=bool)
+            missing = [_missing(raw_buildings[c]) if c in raw_buildings else absent for c in sources]
+            unknown[field] = np.logical_and.reduce(missing)
+    return unknown
 
 
 def _meta_weights(stack: Any) -> tuple[np.ndarray, float]:
@@ -118,4 +144,4 @@ def explain(model: Any, raw_buildings: pd.DataFrame) -> Explanation:
 
     contributions = pd.DataFrame(by_feature, columns=features.columns, index=raw_buildings.index)
     grouped = contributions.T.groupby(input_field, sort=False).sum().T
-    return Explanation(grouped, baseline)
+    return Explanation(grouped, baseline, unknown_fields(raw_buildings, grouped.columns))

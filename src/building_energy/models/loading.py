@@ -18,7 +18,7 @@ class LoadedModel:
     def predict(self, X: Any) -> Any:
         return self.model.predict(X)
 
-    def explain(self, X: Any, top_k: int = 5) -> list[list[dict[str, float | str]]]:
+    def explain(self, X: Any, top_k: int = 5) -> list[list[dict[str, float | str | bool]]]:
         """Per row, the ``top_k`` input fields that move the estimate most (SHAP, as factors)."""
         from building_energy.models.explain import explain
 

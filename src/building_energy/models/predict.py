@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 
 from building_energy.config import get_config
-from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
+from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED
 from building_energy.data.io import parse_numbers, read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
+from building_energy.files import write_bytes_atomically
 from building_energy.models.explain import explain
 from building_energy.models.intervals import predict_interval
+from building_energy.preprocessing.preprocessor import scope_errors
+from building_energy.preprocessing.transformers import CleanBuildings
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ def score_frame(
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
     # Text in a number column (a JSON body, a hand-made upload) is that row's error, as in a CSV.
     frame, unreadable = parse_numbers(raw_buildings.reset_index(drop=True))
-    for found in (unreadable, row_errors(frame)):
+    for found in (unreadable, row_errors(frame), scope_errors(frame)):
         for position, reasons in found.items():
             problems.setdefault(position, []).extend(reasons)
     predictions, lower, upper = (np.full(len(frame), np.nan) for _ in range(3))
@@ -102,10 +105,11 @@ def score_frame(
         predictions[position] = lower[position] = upper[position] = np.nan
         scorable[position] = False  # nor explained: there is no estimate to explain
     out = pd.DataFrame(index=frame.index)
-    if BUILDING_ID in frame:
-        ids = pd.to_numeric(frame[BUILDING_ID], errors="coerce").astype("float64")
-        # Only an id Int64 holds exactly is echoed; the row's error already says what is wrong with the others.
-        out[BUILDING_ID] = ids.where(np.isfinite(ids) & (ids % 1 == 0) & (ids.abs() <= _MAX_EXACT_ID)).astype("Int64")
+    # Always a column, blank without ids: every output has the same columns whatever the input's.
+    ids = pd.to_numeric(frame.get(BUILDING_ID, pd.Series(np.nan, index=frame.index)), errors="coerce")
+    ids = ids.astype("float64")
+    # Only an id Int64 holds exactly is echoed; the row's error already says what is wrong with the others.
+    out[BUILDING_ID] = ids.where(np.isfinite(ids) & (ids % 1 == 0) & (ids.abs() <= _MAX_EXACT_ID)).astype("Int64")
     out[PREDICTION_COLUMN] = predictions
     out[LOWER_COLUMN] = lower
     out[UPPER_COLUMN] = upper
@@ -114,7 +118,10 @@ def score_frame(
         if scorable.any():
             explanation = explain(pipeline, frame.loc[scorable])
             out.loc[scorable, DRIVERS_COLUMN] = [
-                "; ".join(f"{d['field']} x{d['factor']:.2f}" for d in explanation.top(row, explain_top))
+                "; ".join(
+                    f"{d['field']}{' (unknown)' if d['unknown'] else ''} x{d['factor']:.2f}"
+                    for d in explanation.top(row, explain_top)
+                )
                 for row in range(int(scorable.sum()))
             ]
     out[ERROR_COLUMN] = [("; ".join(problems[i]) if i in problems else "") for i in range(len(frame))]
@@ -153,14 +160,42 @@ def _predict_isolating_failures(
     return (scored[0], scored[1], scored[2]), failures
 
 
-def predict_csv(model: Any, input_path: Path, output_path: Path, explain_top: int = 0) -> pd.DataFrame:
-    """Read a CSV in the City's format, score it, write the predictions CSV; return the predictions."""
-    raw, problems = read_buildings_csv(Path(input_path))
+def model_inputs(model: Any) -> list[str]:
+    """The City columns ``model`` reads (its ``CleanBuildings`` step's), e.g. without ``ENERGYSTARScore`` for a
+    model trained without the score."""
+    pipeline = getattr(getattr(model, "model", model), "regressor_", None)
+    for _, step in getattr(pipeline, "steps", []):
+        if isinstance(step, CleanBuildings):
+            return list(step.output_columns_)
+    return list(MODEL_INPUTS)
+
+
+def predict_csv(
+    model: Any, input_path: Path, output_path: Path, explain_top: int = 0, allow_absent_columns: bool = False
+) -> pd.DataFrame:
+    """Read a CSV in the City's format, score it, write the predictions CSV; return the predictions.
+
+    A column the model reads that the file has no column for at all is refused unless
+    ``allow_absent_columns``: a renamed or dropped column would count as unknown in every row, which moves
+    estimates several-fold without a word (a blank cell is a building's own unknown, and fine). The output
+    is written whole or not at all, and never over the input.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.resolve() == input_path.resolve():
+        raise DataValidationError(f"{output_path}: the output would replace the input file; choose another path")
+    raw, problems = read_buildings_csv(input_path)
     missing = [c for c in PREDICTION_REQUIRED if c not in raw]
     if missing:
         raise DataValidationError(f"{input_path}: missing required column(s) {missing}")
+    absent = [column for column in model_inputs(model) if column not in raw]
+    if absent and not allow_absent_columns:
+        raise DataValidationError(
+            f"{input_path}: no column for {absent}, which the model reads; every row would be scored as if they "
+            "were unknown. Add the columns (blank cells are fine) or allow absent columns "
+            "(--allow-absent-columns)"
+        )
+    if absent:
+        logger.warning("%s: no column for %s; every row is scored as if they were unknown", input_path, absent)
     predictions = predict_frame(model, raw, problems, explain_top=explain_top)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(output_path, index=False)
+    write_bytes_atomically(output_path, predictions.to_csv(index=False).encode("utf-8"))
     return predictions

@@ -122,6 +122,8 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"OSEBuildingID": 2**53 + 1}, "OSEBuildingID", "less_than_equal"),
     ({"OSEBuildingID": 10**400}, "OSEBuildingID", "less_than_equal"),  # beyond float64: once a 500
     ({"Neighborhood": "x" * 201}, "Neighborhood", "string_too_long"),
+    ({"BuildingType": "Multifamily LR (1-4)"}, "BuildingType", "out_of_scope"),
+    ({"BuildingType": " multifamily  hr (10+) "}, "BuildingType", "out_of_scope"),
     ({"YearBuit": 1927}, "YearBuit", "extra_forbidden"),
     ({"SiteEnergyUse(kBtu)": 7226362.5}, "SiteEnergyUse(kBtu)", "extra_forbidden"),
 ]
@@ -293,7 +295,12 @@ def test_a_total_floor_area_no_building_has_is_refused_naming_the_field(client: 
 def test_a_use_area_far_beyond_the_total_is_refused_naming_the_field(client: TestClient, loaded: LoadedModel) -> None:
     from building_energy.models.predict import ERROR_COLUMN, predict_frame  # the one test here scoring without HTTP
 
-    shed = {**EXAMPLE_BUILDING, "PropertyGFATotal": 5000, "LargestPropertyUseTypeGFA": 72000}
+    shed = {
+        **EXAMPLE_BUILDING,
+        "PropertyGFATotal": 5000,
+        "PropertyGFABuilding(s)": 5000,
+        "LargestPropertyUseTypeGFA": 72000,
+    }
     response = client.post("/predict", json=shed)
     assert response.status_code == 422, response.text
     assert response.json()["detail"] == [

@@ -24,10 +24,16 @@ st.caption(
     "the reason it has none, exactly as `building-energy predict` writes them."
 )
 upload = st.file_uploader("Buildings CSV", type=["csv"], max_upload_size=limit_mb, key="upload")
+allow_absent = st.checkbox(
+    "Score even if the file has no column for some field the model reads (it then counts as unknown in every row)",
+    key="allow_absent",
+)
 if upload is not None:
     result: analysis.BatchResult | None = None
     try:
-        result = analysis.score_upload(loaded, upload.getvalue(), upload.name, limit_mb * 1024 * 1024)
+        result = analysis.score_upload(
+            loaded, upload.getvalue(), upload.name, limit_mb * 1024 * 1024, allow_absent_columns=allow_absent
+        )
     except DataValidationError as error:
         st.error(f"This file cannot be scored: {error}")
     except Exception as error:  # an uploaded file is untrusted input: report it, never show a traceback

@@ -103,8 +103,12 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
         st.caption(f"The drivers of this prediction are unavailable: {failure}")
     if drivers is not None:
         st.markdown("**Top drivers of this prediction**")
-        factor = {"factor": st.column_config.NumberColumn("factor on the estimate", format="×%.3f")}
-        st.dataframe(drivers, hide_index=True, column_config=factor)
+        labels = {
+            "factor": st.column_config.NumberColumn("factor on the estimate", format="×%.3f"),
+            # The factor of a field left empty is the effect of its being unknown, not of a value.
+            "unknown": st.column_config.CheckboxColumn("not given"),
+        }
+        st.dataframe(drivers, hide_index=True, column_config=labels)
     with st.expander("The record sent to the model"):
         st.dataframe(row.T.rename(columns={0: "value"}).astype(str))
 
