@@ -7,11 +7,14 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PROFILE ?= full
 
-.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load tune-stack
+.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load tune-stack browser
 
-$(STAMP): requirements.lock pyproject.toml
+# The venv and the pinned uv that installs everything else (and re-resolves the lock).
+$(BIN)/uv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): requirements.lock pyproject.toml $(BIN)/uv
 	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
@@ -29,8 +32,22 @@ lint: setup
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy src
 
-pytest: data
+pytest: data browser
 	$(BIN)/pytest
+
+# The dashboard's browser test drives Debian's Chromium (a real browser, not a stand-in). Installed when
+# missing if we may (root with apt-get, as CI runs); otherwise the one line saying what to install.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the dashboard's browser test"; \
+	    apt-get update -qq </dev/null >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium </dev/null >/dev/null; \
+	  else \
+	    echo "the dashboard's browser test needs $(CHROMIUM): sudo apt-get install -y chromium" >&2; exit 1; \
+	  fi; \
+	fi
 
 test: lint audit pytest
 
@@ -45,7 +62,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests scripts
 
 # Re-resolve the pinned dependencies after editing pyproject.toml.
-lock:
+lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 bench: data

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import reprlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from building_energy.config import get_config
 
@@ -42,7 +45,9 @@ def _predict(args: argparse.Namespace) -> int:
     from building_energy.models.predict import ERROR_COLUMN, predict_csv
 
     model = load_model(args.model)
-    predictions = predict_csv(model, args.input, args.output, explain_top=args.explain)
+    predictions = predict_csv(
+        model, args.input, args.output, explain_top=args.explain, allow_absent_columns=args.allow_absent_columns
+    )
     failed = int((predictions[ERROR_COLUMN] != "").sum())
     print(f"{len(predictions) - failed} of {len(predictions)} rows scored, {failed} with errors -> {args.output}")
     return 0
@@ -226,7 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="model.joblib path or models:/building-energy@champion")
     predict.add_argument("--input", type=Path, required=True)
     predict.add_argument("--output", type=Path, required=True)
-    predict.add_argument("--explain", type=int, default=0, metavar="K", help="add the K top drivers per row (SHAP)")
+    predict.add_argument(
+        "--explain", type=_positive_int, default=0, metavar="K", help="add the K top drivers per row (SHAP)"
+    )
+    predict.add_argument(
+        "--allow-absent-columns",
+        action="store_true",
+        help="score a file that has no column for some field the model reads (each counts as unknown in every row)",
+    )
     predict.set_defaults(handler=_predict)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on its test split")
@@ -290,11 +302,39 @@ def build_parser() -> argparse.ArgumentParser:
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def describe_config_error(error: ValidationError) -> str:
+    """One line per setting that failed (at most five): its dotted key, the reason and the value given."""
+    problems = [
+        f"{'.'.join(map(str, problem['loc'])) or '<file>'}: {problem['msg']}"
+        + ("" if problem["type"] == "missing" else f" (got {reprlib.repr(problem['input'])})")
+        for problem in error.errors()
+    ]
+    more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    return "; ".join(problems[:5]) + more
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from building_energy.data.schema import DataValidationError
     from building_energy.models.artifacts import ModelLoadError, TrainingInProgressError
 
-    args = build_parser().parse_args(argv)
+    # The parser's defaults come from the configuration: a bad setting (BE_CONFIG, BE_<FIELD>) is the user's
+    # to fix, even for --help.
+    try:
+        parser = build_parser()
+    except ValidationError as error:
+        print(f"error: configuration: {describe_config_error(error)}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -303,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (DataValidationError, ModelLoadError, TrainingInProgressError, ValueError) as error:
-        logger.error("%s", error)
+        # Printed once, below; the traceback is for --verbose.
+        logger.debug("%s", error, exc_info=True)
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -311,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # be, a full disk) is the user's to fix like bad data: one line naming the path, not a traceback.
         paths = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
         message = f"{paths}: {error.strerror}" if paths and error.strerror else str(error)
-        logger.error("%s", message)
+        logger.debug("%s", message, exc_info=True)
         print(f"error: {message}", file=sys.stderr)
         return 2
 

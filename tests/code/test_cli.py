@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -82,8 +83,54 @@ def test_console_script_reports_errors_with_exit_code(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "empty" in result.stderr
+    # One line, once: not a log record and then the same message again.
+    assert result.stderr.splitlines() == [f"error: {empty}: the file is empty"]
+
+
+def _console(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "building-energy"), *args]
+    env = {**os.environ, **environment}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+@pytest.mark.integration
+def test_a_bad_setting_is_one_line_naming_it_even_for_help(tmp_path: Path) -> None:
+    result = _console("--help", BE_API__PORT="abc")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: configuration: api.port: Input should be a valid integer, unable to parse string as an integer "
+        "(got 'abc')"
+    ]
+    result = _console("predict", "--help", BE_CONFIG=str(tmp_path / "nowhere.yaml"))
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2,
+        [f"error: configuration file not found: {tmp_path / 'nowhere.yaml'}"],
+    )
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("random_state: 7\n")
+    result = _console("--help", BE_CONFIG=str(partial))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: configuration: paths: Field required; ")
     assert "Traceback" not in result.stderr
+
+
+def test_explain_asks_for_at_least_one_driver(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", "m.joblib", "--input", "in.csv", "--output", "out.csv", "--explain", "-3"])
+    assert exit_info.value.code == 2
+    assert "argument --explain: must be at least 1, got -3" in capsys.readouterr().err
+
+
+def test_training_on_too_few_buildings_names_the_file(
+    data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    few = tmp_path / "few.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(60).to_csv(few, index=False)
+    output = tmp_path / "artifacts"
+    assert main(["train", "--data", str(few), "--output", str(output), "--profile", "tiny"]) == 2
+    error = capsys.readouterr().err
+    assert re.search(rf"error: {re.escape(str(few))}: \d+ buildings to train on .*; at least 100 are needed", error)
+    assert not output.exists()
 
 
 def test_predict_scores_every_row_in_order(trained: TrainingResult, data_path: Path, tmp_path: Path) -> None:
@@ -102,15 +149,105 @@ def test_predict_scores_every_row_in_order(trained: TrainingResult, data_path: P
     assert list(result.columns) == ["OSEBuildingID", "predicted_site_energy_kbtu", "lower_kbtu", "upper_kbtu", "error"]
     assert result["OSEBuildingID"].astype(str).tolist() == frame["OSEBuildingID"].tolist()
     failed = result["error"] != ""
-    assert failed.tolist() == [i in (3, 5, 7) for i in range(30)]
+    # Row 9 is the City's first multifamily building: the model was never trained on residential ones.
+    assert frame.loc[9, "BuildingType"] == "Multifamily MR (5-9)"
+    assert failed.tolist() == [i in (3, 5, 7, 9) for i in range(30)]
     assert "PropertyGFATotal" in result.loc[3, "error"]
     assert "YearBuilt" in result.loc[5, "error"]
     assert "PrimaryPropertyType is missing" in result.loc[7, "error"]
+    assert result.loc[9, "error"] == (
+        "BuildingType 'Multifamily MR (5-9)' is residential: the model covers non-residential buildings only"
+    )
     assert (result.loc[failed, "predicted_site_energy_kbtu"] == "").all()
     scored = result.loc[~failed].apply(pd.to_numeric, errors="coerce")
     assert (scored["predicted_site_energy_kbtu"] > 0).all()
     assert (scored["lower_kbtu"] < scored["predicted_site_energy_kbtu"]).all()
     assert (scored["predicted_site_energy_kbtu"] < scored["upper_kbtu"]).all()
+
+
+def _predict(model: Path, source: Path, output: Path, *extra: str) -> int:
+    return main(["predict", "--model", str(model), "--input", str(source), "--output", str(output), *extra])
+
+
+def test_predict_refuses_a_file_without_a_column_the_model_reads_unless_allowed(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False).head(8)
+    # The 2017 export's name for this column is not one the reader knows: read as is, the column is absent.
+    renamed = frame.rename(columns={"LargestPropertyUseTypeGFA": "Largest Property Use Type - Gross Floor Area"})
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    renamed.to_csv(source, index=False)
+    output.write_text("earlier predictions\n")
+
+    assert _predict(trained.model_path, source, output) == 2
+    error = capsys.readouterr().err
+    assert f"{source}: no column for ['LargestPropertyUseTypeGFA'], which the model reads" in error
+    assert "--allow-absent-columns" in error
+    assert output.read_text() == "earlier predictions\n"
+
+    assert _predict(trained.model_path, source, output, "--allow-absent-columns") == 0
+    assert len(pd.read_csv(output)) == 8
+    # Without ids the output keeps its columns, the id blank.
+    frame.drop(columns="OSEBuildingID").to_csv(source, index=False)
+    assert _predict(trained.model_path, source, output) == 0
+    without_ids = pd.read_csv(output)
+    assert list(without_ids.columns)[:2] == ["OSEBuildingID", "predicted_site_energy_kbtu"]
+    assert without_ids["OSEBuildingID"].isna().all()
+    # A blank column is each building's own unknown, not a missing field: scored without the flag.
+    frame.assign(LargestPropertyUseTypeGFA="").to_csv(source, index=False)
+    assert _predict(trained.model_path, source, output) == 0
+
+
+def test_predict_explain_marks_the_fields_a_row_did_not_give(
+    trained: TrainingResult, data_path: Path, tmp_path: Path
+) -> None:
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False).head(6)
+    frame.assign(ENERGYSTARScore=["", "", "", "80", "80", "80"]).to_csv(source, index=False)
+    assert _predict(trained.model_path, source, output, "--explain", "40") == 0
+    drivers = pd.read_csv(output)["top_drivers"].tolist()
+    for row, listed in enumerate(drivers):
+        fields = dict(driver.rsplit(" x", 1) for driver in listed.split("; "))
+        assert ("ENERGYSTARScore (unknown)" in fields) == (row < 3), listed
+        assert ("ENERGYSTARScore" in fields) == (row >= 3), listed
+        assert "PropertyGFATotal" in fields, listed
+
+
+def test_predict_never_writes_over_its_input(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "buildings.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5).to_csv(source, index=False)
+    before = source.read_bytes()
+    assert _predict(trained.model_path, source, tmp_path / "." / "buildings.csv") == 2
+    assert "the output would replace the input file" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+def test_predict_keeps_earlier_predictions_when_writing_the_new_ones_fails(
+    trained: TrainingResult, data_path: Path, tmp_path: Path
+) -> None:
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(200).to_csv(source, index=False)
+    output.write_text("earlier predictions\n")
+    # A real write failure part-way: the process may not write a file over 4 KiB (200 rows take ~16 KiB), as on
+    # a disk that fills up. Written in place, the earlier file would be cut to a partial one.
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from building_energy.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["predict", "--model", str(trained.model_path), "--input", str(source), "--output", str(output)]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *argv], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"error: {output}: File too large" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert output.read_text() == "earlier predictions\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
 def test_evaluate_reproduces_the_recorded_test_metrics(

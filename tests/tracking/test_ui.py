@@ -68,3 +68,13 @@ def test_ui_refuses_a_remote_tracking_server(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     assert main(["ui"]) == 2
     assert "serves its own UI" in capsys.readouterr().err
+
+
+def test_ui_refuses_a_local_store_that_does_not_exist_instead_of_creating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    assert main(["ui"]) == 2
+    assert f"no MLflow store at {database}; run from the repository root" in capsys.readouterr().err
+    assert not database.exists()

@@ -24,6 +24,10 @@ from building_energy.preprocessing.preprocessor import preprocess_data, remove_o
 
 logger = logging.getLogger(__name__)
 
+# Below this the grid search's folds, the stack's folds inside them and the target encoders' folds inside
+# those leave too few buildings per fold (scikit-learn stops on n_splits > n_samples, naming no file).
+MIN_TRAINING_BUILDINGS = 100
+
 TARGET_COLUMNS = {"energy": TARGET_KBTU, "ghg": TARGET_GHG}
 
 
@@ -106,6 +110,11 @@ def train_model(
     clean_buildings = preprocess_data(data_path, target=target_column)
     train_rows, test_rows = split_buildings(clean_buildings, config)
     model_input = remove_outliers(train_rows)
+    if len(model_input) < MIN_TRAINING_BUILDINGS:
+        raise DataValidationError(
+            f"{data_path}: {len(model_input)} buildings to train on after cleaning and the test split; at least "
+            f"{MIN_TRAINING_BUILDINGS} are needed (training nests {config.cv_folds}-fold cross-validations)"
+        )
     logger.info("training on %d rows, testing on %d", len(model_input), len(test_rows))
 
     with training_lock(output_dir):

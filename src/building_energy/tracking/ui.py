@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from building_energy.config import Settings, get_config
-from building_energy.tracking.store import TrackingError, local_artifact_location, resolve_tracking_uri
+from building_energy.tracking.store import TrackingError, local_artifact_location, resolve_tracking_uri, sqlite_path
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,12 @@ def ui_command(
     """The ``mlflow server`` command line serving the store (and its artifacts) at ``host:port``."""
     config = config or get_config()
     uri = resolve_tracking_uri(config, tracking_uri)
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        # mlflow server would create an empty store here, and show no run: most likely the wrong folder.
+        raise TrackingError(
+            f"no MLflow store at {database.resolve()}; run from the repository root, or train a model first"
+        )
     artifacts = local_artifact_location(uri, config)
     if artifacts is None:
         raise TrackingError(f"{uri} is a tracking server: open it in a browser, it serves its own UI")
