@@ -95,5 +95,10 @@ def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> Non
     process = _serve(tampered_model, free_port())
     output, _ = process.communicate(timeout=STARTUP_SECONDS)
     assert process.returncode == 2, output
-    assert "does not match the recorded" in output
     assert "Uvicorn running" not in output
+    # One line saying why, not uvicorn's traceback of a failed start and the reason three times over.
+    assert "Traceback" not in output
+    assert [line for line in output.splitlines() if "does not match the recorded" in line] == [
+        line for line in output.splitlines() if line.startswith("error: ")
+    ]
+    assert len([line for line in output.splitlines() if line.startswith("error: ")]) == 1
