@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from building_energy.cli import main
-from building_energy.data.io import fetch_data
+from building_energy.data.io import ARCHIVED_FILE_NAME, fetch_data
 from building_energy.files import write_bytes_atomically
 from building_energy.models.artifacts import (
     ARTIFACT_FILES,
@@ -91,16 +91,15 @@ def test_fetched_data_gets_the_mode_of_a_plain_write(tmp_path: Path, umask: int)
     payload = b"OSEBuildingID,DataYear\n1,2016\n"
     shared = tmp_path / "shared"
     shared.mkdir()
-    (shared / "buildings.csv").write_bytes(payload)
-    (shared / "buildings.csv").chmod(0o600)  # the archive's own mode is not what a copy should get
+    archive = shared / ARCHIVED_FILE_NAME
+    archive.write_bytes(payload)
+    archive.chmod(0o600)  # the archive's own mode is not what a copy should get
     archived = hashlib.sha256(payload).hexdigest()
     raw = tmp_path / "raw"
 
     copied = fetch_data(raw / "buildings.csv", shared, url="file:///nowhere", expected_sha256=archived)
     # No archived copy: downloaded, here from a local file:// URL so the test needs no network.
-    downloaded = fetch_data(
-        raw / "portal.csv", tmp_path / "no-shared", url=(shared / "buildings.csv").as_uri(), expected_sha256=archived
-    )
+    downloaded = fetch_data(raw / "portal.csv", tmp_path / "no-shared", url=archive.as_uri(), expected_sha256=archived)
 
     expected = _plain_write_mode(raw)
     assert (copied.read_bytes(), downloaded.read_bytes()) == (payload, payload)

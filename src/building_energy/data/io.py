@@ -5,10 +5,12 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import http.client
 import logging
 import os
 import re
 import shutil
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -229,7 +231,9 @@ def fetch_data(
         return destination
     try:
         _download(url, destination)
-    except OSError as error:  # urllib's URLError too: no network, DNS, refused, timed out, HTTP error
+    # The network's failures (no route, DNS, refused, HTTP errors, a cut transfer); the destination's own
+    # (a folder that cannot be created) stay OSErrors naming that path.
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
         raise DataValidationError(
             f"no archived copy at {shared_copy}, and downloading {url} failed ({getattr(error, 'reason', error)})"
         ) from error
