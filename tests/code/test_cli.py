@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -196,6 +197,26 @@ def test_predict_refuses_a_file_without_a_column_the_model_reads_unless_allowed(
     # A blank column is each building's own unknown, not a missing field: scored without the flag.
     frame.assign(LargestPropertyUseTypeGFA="").to_csv(source, index=False)
     assert _predict(trained.model_path, source, output) == 0
+
+
+def test_a_model_trained_without_the_score_does_not_ask_a_file_for_it(clean_buildings: pd.DataFrame) -> None:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.dummy import DummyRegressor
+    from sklearn.pipeline import Pipeline
+
+    from building_energy.models.predict import model_inputs
+    from building_energy.preprocessing.transformers import CleanBuildings
+
+    def fitted(use_energy_star: bool) -> TransformedTargetRegressor:
+        steps = Pipeline([("clean", CleanBuildings(use_energy_star=use_energy_star)), ("model", DummyRegressor())])
+        target = clean_buildings["SiteEnergyUse(kBtu)"]
+        return TransformedTargetRegressor(regressor=steps, func=np.log1p, inverse_func=np.expm1).fit(
+            clean_buildings, target
+        )
+
+    assert "ENERGYSTARScore" in model_inputs(fitted(use_energy_star=True))
+    assert "ENERGYSTARScore" not in model_inputs(fitted(use_energy_star=False))
+    assert "YearBuilt" in model_inputs(fitted(use_energy_star=False))
 
 
 def test_predict_explain_marks_the_fields_a_row_did_not_give(
