@@ -41,13 +41,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from building_energy.data.schema import DataValidationError
     from building_energy.models.loading import load_model
-    from building_energy.models.predict import ERROR_COLUMN, predict_csv
+    from building_energy.models.predict import ERROR_COLUMN, AbsentColumnsError, predict_csv
 
     model = load_model(args.model)
-    predictions = predict_csv(
-        model, args.input, args.output, explain_top=args.explain, allow_absent_columns=args.allow_absent_columns
-    )
+    try:
+        predictions = predict_csv(
+            model, args.input, args.output, explain_top=args.explain, allow_absent_columns=args.allow_absent_columns
+        )
+    except AbsentColumnsError as error:
+        raise DataValidationError(f"{error} (--allow-absent-columns)") from error
     failed = int((predictions[ERROR_COLUMN] != "").sum())
     print(f"{len(predictions) - failed} of {len(predictions)} rows scored, {failed} with errors -> {args.output}")
     return 0
@@ -232,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, required=True)
     predict.add_argument("--output", type=Path, required=True)
     predict.add_argument(
-        "--explain", type=_positive_int, default=0, metavar="K", help="add the K top drivers per row (SHAP)"
+        "--explain", type=_count, default=0, metavar="K", help="add the K top drivers per row (SHAP); 0: none"
     )
     predict.add_argument(
         "--allow-absent-columns",
@@ -302,10 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 

@@ -43,8 +43,9 @@ def write_bytes_atomically(path: Path, payload: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
     except OSError as error:
-        # A full disk names no file; the caller's message should name the one that was not written.
-        if error.filename is None:
+        # A full disk names no file, a failed rename names the temporary too: the caller's message should name
+        # the file that was not written, and only that one.
+        if error.filename in (None, str(tmp_path)):
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
     finally:

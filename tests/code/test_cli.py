@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from building_energy.cli import main
+from building_energy.cli import build_parser, main
 from building_energy.models.train import TrainingResult
 
 pytestmark = pytest.mark.slow
@@ -115,11 +115,16 @@ def test_a_bad_setting_is_one_line_naming_it_even_for_help(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
-def test_explain_asks_for_at_least_one_driver(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("given", "message"), [("-3", "must be 0 or more, got -3"), ("abc", "must be a whole number, got 'abc'")]
+)
+def test_explain_takes_a_count_of_drivers(capsys: pytest.CaptureFixture[str], given: str, message: str) -> None:
+    argv = ["predict", "--model", "m.joblib", "--input", "in.csv", "--output", "out.csv", "--explain"]
     with pytest.raises(SystemExit) as exit_info:
-        main(["predict", "--model", "m.joblib", "--input", "in.csv", "--output", "out.csv", "--explain", "-3"])
+        main([*argv, given])
     assert exit_info.value.code == 2
-    assert "argument --explain: must be at least 1, got -3" in capsys.readouterr().err
+    assert f"argument --explain: {message}" in capsys.readouterr().err
+    assert build_parser().parse_args([*argv, "0"]).explain == 0  # the default, stated: no drivers
 
 
 def test_training_on_too_few_buildings_names_the_file(
@@ -240,9 +245,33 @@ def test_predict_never_writes_over_its_input(
     source = tmp_path / "buildings.csv"
     pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5).to_csv(source, index=False)
     before = source.read_bytes()
-    assert _predict(trained.model_path, source, tmp_path / "." / "buildings.csv") == 2
-    assert "the output would replace the input file" in capsys.readouterr().err
-    assert source.read_bytes() == before
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(source)
+    # Other spellings of the input's path: through a parent folder, and through a symbolic link.
+    for output in (tmp_path / "sub" / ".." / "buildings.csv", tmp_path / "link.csv"):
+        assert _predict(trained.model_path, source, output) == 2
+        assert "the output would replace the input file" in capsys.readouterr().err
+        assert source.read_bytes() == before
+
+
+def test_predict_writes_through_a_symlink_and_refuses_a_directory(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "buildings.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5).to_csv(source, index=False)
+    shared = tmp_path / "shared" / "predictions.csv"
+    shared.parent.mkdir()
+    shared.write_text("old\n")
+    link = tmp_path / "predictions.csv"
+    link.symlink_to(shared)
+    assert _predict(trained.model_path, source, link) == 0
+    assert link.is_symlink()
+    assert len(pd.read_csv(shared)) == 5
+
+    assert _predict(trained.model_path, source, tmp_path / "shared") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {tmp_path / 'shared'}: is a directory; give the predictions file's name"
+    )
 
 
 def test_predict_keeps_earlier_predictions_when_writing_the_new_ones_fails(

@@ -63,3 +63,25 @@ def test_a_file_without_the_chosen_target_is_refused_naming_it(data_path: Path, 
     assert len(preprocess_data(without_ghg)) > 0  # the energy model does not need it
     with pytest.raises(DataValidationError, match=r"no_ghg.csv: missing the target column 'TotalGHGEmissions'"):
         preprocess_data(without_ghg, target=TARGET_GHG)
+
+
+def test_residential_buildings_are_out_of_scope_by_type_or_by_property_type_alone() -> None:
+    from building_energy.preprocessing.preprocessor import scope_errors
+
+    property_types = ["Low-Rise Multifamily", "mid-rise  multifamily", "High-Rise Multifamily", "Low-Rise Multifamily"]
+    rows = pd.DataFrame(
+        {
+            "BuildingType": ["Multifamily LR (1-4)", None, "", "Campus", "NonResidential", None],
+            "PrimaryPropertyType": [*property_types, "Hotel", "Hotel"],
+        }
+    )
+    residential = "is residential: the model covers non-residential buildings only"
+    alone = "without a BuildingType " + residential
+    assert scope_errors(rows) == {
+        0: [f"BuildingType 'Multifamily LR (1-4)' {residential}"],
+        1: [f"PrimaryPropertyType 'mid-rise  multifamily' {alone}"],
+        2: [f"PrimaryPropertyType 'High-Rise Multifamily' {alone}"],
+    }
+    # Without the column every multifamily property type is out, the Campus one too: nothing says otherwise.
+    without_types = {row: [f"PrimaryPropertyType {kind!r} {alone}"] for row, kind in enumerate(property_types)}
+    assert scope_errors(rows.drop(columns="BuildingType")) == without_types

@@ -301,6 +301,7 @@ def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
     assert texts(app.exception) == [] and texts(app.success) == []
     (error,) = texts(app.error)
     assert error.startswith("This file cannot be scored: renamed.csv: no column for ['LargestPropertyUseTypeGFA']")
+    assert error.endswith("or allow absent columns (tick the box above).")
     app.checkbox(key="allow_absent").check().run()
     assert texts(app.error) == []
     assert texts(app.success) == ["5 of 5 rows scored, 0 could not be."]

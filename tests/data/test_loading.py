@@ -183,7 +183,7 @@ def test_one_header_named_twice_is_refused_not_renamed(tmp_path: Path) -> None:
         read_buildings_csv(path)
 
 
-@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("|", "vertical bars")])
 def test_a_file_with_another_separator_is_refused_saying_which(tmp_path: Path, separator: str, name: str) -> None:
     path = tmp_path / "other.csv"
     path.write_text(HEADER.replace(",", separator) + separator.join(["7", "Hotel", "88434", "1927"]) + "\n")
@@ -211,3 +211,12 @@ def test_only_grouped_thousands_lose_their_commas(tmp_path: Path) -> None:
         2: ["PropertyGFATotal='88.434,0' is not a number"],
         3: ["PropertyGFATotal='1,2' is not a number"],
     }
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_tab_separated_export_reads_like_the_csv(tmp_path: Path, encoding: str) -> None:
+    # Excel's "Unicode text" is UTF-16 and tab-separated; a comma inside a value needs no quotes there.
+    csv_path, tab_path = tmp_path / "buildings.csv", tmp_path / "buildings.txt"
+    csv_path.write_text(HEADER + '7,"Hotel, Inc",88434,1927\n', encoding="utf-8")
+    tab_path.write_text(HEADER.replace(",", "\t") + "7\tHotel, Inc\t88434\t1927\n", encoding=encoding)
+    pd.testing.assert_frame_equal(read_buildings_csv(tab_path)[0], read_buildings_csv(csv_path)[0])

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from building_energy.data.columns import BUILDING_ID, NUMERIC_INPUTS
 from building_energy.data.schema import MAX_USE_AREA_TO_TOTAL, MIN_TOTAL_AREA_SQFT, TOTAL_AREA, use_area_exceeds
-from building_energy.preprocessing.preprocessor import residential_rows
+from building_energy.preprocessing.preprocessor import residential_reason
 
 # JSON has no NaN or infinity; inputs that are not finite are refused (send null for an unknown value).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -81,8 +81,16 @@ class BuildingIn(BaseModel):
     ose_building_id: int | None = Field(
         None, alias=BUILDING_ID, gt=0, le=2**53, description="The City's building id, echoed in the answer"
     )
+    # Before PrimaryPropertyType, whose check reads it.
+    building_type: Category | None = Field(
+        None,
+        alias="BuildingType",
+        description="e.g. 'NonResidential', 'Campus'; not a multifamily type, which the model was not trained on",
+    )
     primary_property_type: Category = Field(
-        alias="PrimaryPropertyType", description="e.g. 'Hotel', 'Small- and Mid-Sized Office', 'K-12 School'"
+        alias="PrimaryPropertyType",
+        description="e.g. 'Hotel', 'Small- and Mid-Sized Office', 'K-12 School'; a multifamily type only with the "
+        "BuildingType of a non-residential building",
     )
     year_built: int = Field(alias="YearBuilt", ge=1800, le=2030)
     # The data schema's lower bound, so that the OpenAPI schema promises no total that scoring refuses.
@@ -91,11 +99,6 @@ class BuildingIn(BaseModel):
         gt=MIN_TOTAL_AREA_SQFT,
         le=MAX_AREA_SQFT,
         description="Total floor area with parking (sq ft)",
-    )
-    building_type: Category | None = Field(
-        None,
-        alias="BuildingType",
-        description="e.g. 'NonResidential', 'Campus'; not a multifamily type, which the model was not trained on",
     )
     neighborhood: Category | None = Field(None, alias="Neighborhood", description="e.g. 'DOWNTOWN', 'BALLARD'")
     council_district_code: int | None = Field(None, alias="CouncilDistrictCode", ge=1, le=7)
@@ -170,10 +173,23 @@ class BuildingIn(BaseModel):
     @classmethod
     def refuse_a_residential_building(cls, value: str | None) -> str | None:
         """Multifamily buildings are left out of training: an estimate for one would look like any other."""
-        if value is not None and residential_rows(pd.Series([value], dtype=object))[0]:
+        if residential_reason(value, None) is not None:
             raise PydanticCustomError(
                 "out_of_scope",
                 "The model covers non-residential buildings only; '{value}' is residential",
+                {"value": value},
+            )
+        return value
+
+    @field_validator("primary_property_type")
+    @classmethod
+    def refuse_a_residential_property_type_alone(cls, value: str, info: ValidationInfo) -> str:
+        """``residential_reason``'s second case, as for a CSV: a multifamily property type with no building type
+        (a few campus and non-residential buildings have that property type, and say so by their type)."""
+        if "building_type" in info.data and residential_reason(info.data["building_type"], value) is not None:
+            raise PydanticCustomError(
+                "out_of_scope",
+                "The model covers non-residential buildings only; '{value}' without a BuildingType is residential",
                 {"value": value},
             )
         return value

@@ -205,7 +205,8 @@ def score_upload(
         try:
             predictions = predict_csv(loaded, source, output, allow_absent_columns=allow_absent_columns)
         except DataValidationError as error:
-            raise DataValidationError(str(error).replace(str(source), filename)) from error
+            # The same kind of error (the page tells a file without some columns from any other bad file).
+            raise type(error)(str(error).replace(str(source), filename)) from error
         return BatchResult(predictions, output.read_bytes())
 
 

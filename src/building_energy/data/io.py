@@ -30,7 +30,7 @@ _MISSING_MARKERS = ("", "NULL", "null", "NaN", "nan", "N/A", "n/a", "NA")
 # "88,434" and "1,234,567.5" are grouped thousands; "1,2" or "88.434,0" (a decimal comma) is not a number here.
 _GROUPED_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
 # A header read as one column holding one of these was written with another separator.
-_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
+_OTHER_SEPARATORS = {";": "semicolon", "|": "vertical bar"}
 
 
 def sha256_file(path: Path) -> str:
@@ -85,13 +85,21 @@ def _check_header(path: Path, header: list[str]) -> None:
         raise DataValidationError(f"{path}: column(s) {repeated} appear more than once in the header; keep one of each")
 
 
-def check_records(path: Path, encoding: str) -> None:
+def field_separator(path: Path, encoding: str) -> str:
+    """A tab when the header has tabs and no comma (Excel's "Unicode text" and "Text (tab delimited)"
+    exports), else a comma."""
+    with path.open(newline="", encoding=encoding) as handle:
+        header = handle.readline()
+    return "\t" if "\t" in header and "," not in header else ","
+
+
+def check_records(path: Path, encoding: str, separator: str = ",") -> None:
     """Refuse what pandas would read wrong without a word: a record with values beyond the header's columns
     (an unquoted comma shifts every later field of the row), and a blank line between records (every CSV
     line number reported after it would be off by one). Empty trailing fields, as some exports write at the
     end of every line, are fine."""
     with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle, skipinitialspace=True)
+        reader = csv.reader(handle, delimiter=separator, skipinitialspace=True)
         try:
             header = next(reader, [])
             _check_header(path, header)
@@ -131,7 +139,7 @@ def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str
 
 def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """Read a CSV in the City's format: archived or current portal export, UTF-8, Windows-1252 or UTF-16
-    with a byte-order mark.
+    with a byte-order mark, comma- or tab-separated.
 
     Returns the frame (numeric columns parsed) and the unparseable cells by row position.
     """
@@ -147,10 +155,17 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     encodings = ("utf-16",) if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else _ENCODINGS
     for encoding in encodings:
         try:
-            check_records(path, encoding)
+            separator = field_separator(path, encoding)
+            check_records(path, encoding, separator)
             # index_col=False: a trailing comma on every line must not turn the first column into the index.
             frame = pd.read_csv(
-                path, encoding=encoding, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False
+                path,
+                sep=separator,
+                encoding=encoding,
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                index_col=False,
             )
             break
         except UnicodeDecodeError as error:

@@ -44,6 +44,11 @@ MODEL_FAILURE = "the model failed on this row"
 _MAX_EXACT_ID = 2.0**53
 
 
+class AbsentColumnsError(DataValidationError):
+    """A file with no column at all for some field the model reads (``predict_csv``'s ``allow_absent_columns``
+    accepts it); each caller says how to allow it."""
+
+
 @dataclass(frozen=True)
 class ScoredFrame:
     """``predict_frame``'s table, and which of its rows failed in the model itself rather than on their input.
@@ -181,21 +186,24 @@ def predict_csv(
     is written whole or not at all, and never over the input.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve():
+    # Through a symlink to the file it names, as a plain write would, rather than over the link.
+    target = output_path.resolve()
+    if target == input_path.resolve():
         raise DataValidationError(f"{output_path}: the output would replace the input file; choose another path")
+    if target.is_dir():
+        raise DataValidationError(f"{output_path}: is a directory; give the predictions file's name")
     raw, problems = read_buildings_csv(input_path)
     missing = [c for c in PREDICTION_REQUIRED if c not in raw]
     if missing:
         raise DataValidationError(f"{input_path}: missing required column(s) {missing}")
     absent = [column for column in model_inputs(model) if column not in raw]
     if absent and not allow_absent_columns:
-        raise DataValidationError(
+        raise AbsentColumnsError(
             f"{input_path}: no column for {absent}, which the model reads; every row would be scored as if they "
-            "were unknown. Add the columns (blank cells are fine) or allow absent columns "
-            "(--allow-absent-columns)"
+            "were unknown. Add the columns (blank cells are fine) or allow absent columns"
         )
     if absent:
         logger.warning("%s: no column for %s; every row is scored as if they were unknown", input_path, absent)
     predictions = predict_frame(model, raw, problems, explain_top=explain_top)
-    write_bytes_atomically(output_path, predictions.to_csv(index=False).encode("utf-8"))
+    write_bytes_atomically(target, predictions.to_csv(index=False).encode("utf-8"))
     return predictions

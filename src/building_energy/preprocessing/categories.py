@@ -13,7 +13,8 @@ _SPACES = re.compile(r"\s+")
 _SPACED_SLASH = re.compile(r"\s*/\s*")
 
 
-def _normalise_one(value: Any) -> object:
+def normalise_value(value: Any) -> object:
+    """One category value as ``normalise_category`` spells it (NaN when missing or blank)."""
     if not isinstance(value, str) and pd.isna(value) is True:
         return np.nan
     text = _SPACED_SLASH.sub("/", _SPACES.sub(" ", str(value).strip().upper()))
@@ -25,7 +26,7 @@ def normalise_category(values: pd.Series) -> pd.Series:
     """Upper-case, trimmed, single-spaced, no spaces around '/', known aliases folded; missing stays NaN."""
     # Value by value: a handful of pandas string operations per column cost milliseconds even for the one
     # row a prediction request scores.
-    return pd.Series([_normalise_one(v) for v in values], index=values.index, name=values.name, dtype=object)
+    return pd.Series([normalise_value(v) for v in values], index=values.index, name=values.name, dtype=object)
 
 
 _USE_TYPE_SEPARATOR = re.compile(r",\s*(?![^()]*\))")

@@ -15,12 +15,13 @@ import pandas as pd
 from building_energy.data.columns import (
     BUILDING_ID,
     MULTIFAMILY_BUILDING_TYPES,
+    MULTIFAMILY_PROPERTY_TYPES,
     TARGET_KBTU,
     TARGET_LOG,
 )
 from building_energy.data.io import read_buildings_csv
 from building_energy.data.schema import DataValidationError, validate_raw_buildings
-from building_energy.preprocessing.categories import normalise_category
+from building_energy.preprocessing.categories import normalise_value
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +37,37 @@ def load_raw_buildings(data_path: Path) -> pd.DataFrame:
     return validate_raw_buildings(raw, for_training=True, source=str(data_path))
 
 
+_RESIDENTIAL_BUILDING_TYPES = frozenset(kind.upper() for kind in MULTIFAMILY_BUILDING_TYPES)
+_RESIDENTIAL_PROPERTY_TYPES = frozenset(kind.upper() for kind in MULTIFAMILY_PROPERTY_TYPES)
+OUT_OF_SCOPE = "is residential: the model covers non-residential buildings only"
+
+
 def residential_rows(building_type: pd.Series) -> np.ndarray:
     """Whether each ``BuildingType`` is one of the City's multifamily types, whatever its spelling: the buildings
-    the models leave out of training, and so out of what they can estimate."""
-    return normalise_category(building_type).isin([t.upper() for t in MULTIFAMILY_BUILDING_TYPES]).to_numpy()
+    the models leave out of training."""
+    return np.array([normalise_value(kind) in _RESIDENTIAL_BUILDING_TYPES for kind in building_type], dtype=bool)
+
+
+def residential_reason(building_type: object, property_type: object) -> str | None:
+    """Why a building is outside what the models estimate, or ``None``: a multifamily ``BuildingType``, or,
+    when the building type is not given, a multifamily ``PrimaryPropertyType`` (a few campus and
+    non-residential buildings have that property type, and say so by their building type)."""
+    kind = normalise_value(building_type)
+    if isinstance(kind, str):
+        return f"BuildingType {building_type!r} {OUT_OF_SCOPE}" if kind in _RESIDENTIAL_BUILDING_TYPES else None
+    if normalise_value(property_type) in _RESIDENTIAL_PROPERTY_TYPES:
+        return f"PrimaryPropertyType {property_type!r} without a BuildingType {OUT_OF_SCOPE}"
+    return None
 
 
 def scope_errors(raw_buildings: pd.DataFrame) -> dict[int, list[str]]:
     """Rows (by position) the models were not trained to estimate: residential buildings. Their estimates
     would look like any other, but on the City's 2016 multifamily rows they run about 1.5 times the meter."""
-    if "BuildingType" not in raw_buildings:
-        return {}
-    building_type = raw_buildings["BuildingType"]
-    return {
-        int(position): [
-            f"BuildingType {building_type.iloc[position]!r} is residential: the model covers non-residential "
-            "buildings only"
-        ]
-        for position in np.flatnonzero(residential_rows(building_type))
-    }
+    absent = pd.Series(np.nan, index=raw_buildings.index, dtype=object)
+    kinds = raw_buildings.get("BuildingType", absent)
+    property_types = raw_buildings.get("PrimaryPropertyType", absent)
+    reasons = (residential_reason(kind, prop) for kind, prop in zip(kinds, property_types, strict=True))
+    return {position: [reason] for position, reason in enumerate(reasons) if reason is not None}
 
 
 def preprocess_df(raw_buildings: pd.DataFrame, target: str = TARGET_KBTU) -> pd.DataFrame:

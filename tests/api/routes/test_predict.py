@@ -124,6 +124,7 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"Neighborhood": "x" * 201}, "Neighborhood", "string_too_long"),
     ({"BuildingType": "Multifamily LR (1-4)"}, "BuildingType", "out_of_scope"),
     ({"BuildingType": " multifamily  hr (10+) "}, "BuildingType", "out_of_scope"),
+    ({"BuildingType": None, "PrimaryPropertyType": "Low-Rise Multifamily"}, "PrimaryPropertyType", "out_of_scope"),
     ({"YearBuit": 1927}, "YearBuit", "extra_forbidden"),
     ({"SiteEnergyUse(kBtu)": 7226362.5}, "SiteEnergyUse(kBtu)", "extra_forbidden"),
 ]
@@ -138,6 +139,12 @@ def test_an_invalid_field_is_refused_with_422_naming_it(
     errors = response.json()["detail"]
     assert {(e["field"], e["type"]) for e in errors} == {(field, error_type)}
     assert all(e["message"] for e in errors)
+
+
+def test_a_multifamily_property_type_of_a_non_residential_building_is_scored(client: TestClient) -> None:
+    # Three buildings of the City's training data are like this one: the building type settles it.
+    body = {**EXAMPLE_BUILDING, "BuildingType": "Campus", "PrimaryPropertyType": "Low-Rise Multifamily"}
+    assert _predict(client, body)["prediction"] > 0
 
 
 @pytest.mark.parametrize("required", ["PrimaryPropertyType", "YearBuilt", "PropertyGFATotal"])

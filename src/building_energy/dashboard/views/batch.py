@@ -11,6 +11,7 @@ from building_energy.config import get_config
 from building_energy.dashboard import analysis, shared
 from building_energy.data.columns import PREDICTION_REQUIRED
 from building_energy.data.schema import DataValidationError
+from building_energy.models.predict import AbsentColumnsError
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ if upload is not None:
         result = analysis.score_upload(
             loaded, upload.getvalue(), upload.name, limit_mb * 1024 * 1024, allow_absent_columns=allow_absent
         )
+    except AbsentColumnsError as error:
+        st.error(f"This file cannot be scored: {error} (tick the box above).")
     except DataValidationError as error:
         st.error(f"This file cannot be scored: {error}")
     except Exception as error:  # an uploaded file is untrusted input: report it, never show a traceback
