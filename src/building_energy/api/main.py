@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            serving.load(settings.intervals.level)
+            # ``serve`` loads it before uvicorn starts (a bad file is then one line, not uvicorn's traceback).
+            if serving.model is None:
+                serving.load(settings.intervals.level)
         except Exception as error:
             logger.error("refusing to serve %s: %s", serving.source, error)
             raise

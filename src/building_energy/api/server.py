@@ -31,13 +31,13 @@ def serve(
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM). A model that fails its checksum is raised here before
     uvicorn starts (it would log the app's failed start as a traceback first), so the command line reports
-    it like any other bad model file, in one line; the app then loads the model itself."""
+    it like any other bad model file, in one line; the app's start then finds the model loaded."""
     settings = with_model_source(config or get_config(), model_source)
-    verify_model(settings)
     if workers > 1:
         serve_workers(settings, host, port, workers)
         return
     app = create_app(settings)
+    app.state.serving.load(settings.intervals.level)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -54,26 +54,22 @@ def serve(
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down gracefully: a normal stop
         logger.info("API server stopped")
-    except SystemExit:  # uvicorn's exit when the app could not start (the file changed since it was verified)
+    except SystemExit:  # uvicorn's exit when the app could not start (its start retries a model not found above)
         startup_error = app.state.serving.startup_error
         if startup_error is not None:
             raise startup_error from None
         raise
 
 
-def verify_model(settings: Settings) -> None:
-    """Load the model to be served once, only to check it: a file that fails its checksum raises; a missing
-    one does not (the API starts and answers 503 with the reason)."""
-    ServingState(source=configured_model_source(settings), max_concurrent_predictions=1).load(settings.intervals.level)
-
-
 def serve_workers(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     """``workers`` uvicorn processes on one socket, each building the app (and loading the model) itself.
 
     The workers read the configuration from the file and the environment, so the model source goes to them
-    as ``BE_API__MODEL_SOURCE`` (``serve`` has verified it).
+    as ``BE_API__MODEL_SOURCE``. The model is verified here first: a file that fails its checksum stops the
+    command before any worker starts, as it does with one process.
     """
     source = configured_model_source(settings)
+    ServingState(source=source, max_concurrent_predictions=1).load(settings.intervals.level)
     os.environ["BE_API__MODEL_SOURCE"] = source
     logger.info("serving %s with %d worker processes", source, workers)
     uvicorn.run(
