@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from building_energy.config import get_config
+from building_energy.logs import configure_logging
 
 logger = logging.getLogger("building_energy")
 
@@ -342,10 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -251,7 +252,7 @@ def test_a_registry_model_on_an_unreachable_store_leaves_the_api_up_saying_why(
 
 @pytest.fixture
 def live_two_workers(trained: TrainingResult, tmp_path: Path) -> Iterator[str]:
-    """`building-energy serve --workers 2` on a loopback port, with a 4 KiB body cap."""
+    """`building-energy serve --workers 2` on a loopback port, with a 4 KiB body cap; its log in server.log."""
     port = free_port()
     environment = {**os.environ, "BE_API__MAX_BODY_BYTES": "4096"}
     command = [CLI, "serve", "--model", str(trained.model_path), "--port", str(port), "--workers", "2"]
@@ -293,3 +294,17 @@ def test_oversized_bodies_get_413_not_a_reset_connection(live_two_workers: str) 
 
     assert outcomes == Counter({"413": 32})
     assert httpx.post(f"{live_two_workers}/predict", json=EXAMPLE_BUILDING, timeout=60).status_code == 200
+
+
+@pytest.mark.integration
+def test_two_workers_log_every_request(live_two_workers: str, tmp_path: Path) -> None:
+    """The workers are spawned processes: without the command's logging they logged no request at all."""
+    for _ in range(3):
+        assert httpx.post(f"{live_two_workers}/predict", json=EXAMPLE_BUILDING, timeout=60).status_code == 200
+    records = [
+        json.loads(line.split(": ", 1)[1])
+        for line in (tmp_path / "server.log").read_text().splitlines()
+        if " INFO building_energy.api.access: " in line
+    ]
+    requests = [(record["method"], record["path"], record["status"]) for record in records]
+    assert requests.count(("POST", "/predict", 200)) == 3

@@ -88,7 +88,7 @@ def test_the_live_server_logs_each_request_and_stops_on_sigint(live_server: tupl
     assert {"method": "GET", "path": "/model", "status": 200} in [
         {k: line[k] for k in ("method", "path", "status")} for line in lines
     ]
-    assert all(line["model_version"].startswith("sha256:") and line["latency_ms"] > 0 for line in lines)
+    assert all(line["model_version"].startswith("sha256:") and isinstance(line["latency_ms"], float) for line in lines)
 
 
 def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> None:
@@ -102,3 +102,26 @@ def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> Non
         line for line in output.splitlines() if line.startswith("error: ")
     ]
     assert len([line for line in output.splitlines() if line.startswith("error: ")]) == 1
+
+
+def test_serve_without_a_model_answers_503_having_looked_for_it_once(tmp_path: Path) -> None:
+    port = free_port()
+    process = _serve(tmp_path / "no-model.joblib", port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, lambda: _status(f"{url}/health") is not None, STARTUP_SECONDS)
+        health = httpx.get(f"{url}/health", timeout=60)
+        assert health.status_code == 503
+        assert "no-model.joblib" in health.json()["reason"]
+    finally:
+        stop_process(process)
+    output = process.stdout.read() if process.stdout else ""
+    assert len([line for line in output.splitlines() if "no model served" in line]) == 1, output
+
+
+def _status(url: str) -> int | None:
+    """The status of a GET of ``url``, or ``None`` while nothing listens there."""
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.TransportError:
+        return None

@@ -31,5 +31,20 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Replace FastAPI's default 422 body, which echoes the input (a NaN in it would not even serialise)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    detail = [error.model_dump(mode="json") for error in field_errors(errors)]
+    found = field_errors(errors)
+    content_type = request.headers.get("content-type", "")
+    if "json" not in content_type.lower():
+        # FastAPI reads a body as JSON only under a JSON content type (curl -d sends a form's): say so rather
+        # than that the body "should be a valid dictionary".
+        found = [
+            FieldError(
+                field=None,
+                message=f"send the body as JSON with Content-Type: application/json (got {content_type or 'none'!r})",
+                type="content_type",
+            )
+            if error.field is None
+            else error
+            for error in found
+        ]
+    detail = [error.model_dump(mode="json") for error in found]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             # ``serve`` loads it before uvicorn starts (a bad file is then one line, not uvicorn's traceback).
-            if serving.model is None:
+            if not serving.attempted:
                 serving.load(settings.intervals.level)
         except Exception as error:
             logger.error("refusing to serve %s: %s", serving.source, error)

@@ -11,6 +11,7 @@ from building_energy.api.main import create_app
 from building_energy.api.main import model_source as configured_model_source
 from building_energy.api.serving import ServingState
 from building_energy.config import Settings, get_config
+from building_energy.logs import process_log_config
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def serve_workers(settings: Settings, host: str | None, port: int | None, worker
         port=port if port is not None else settings.api.port,
         workers=workers,
         lifespan="on",
-        log_config=None,
+        # Applied in each worker: the project's format and level, the API's access log included.
+        log_config=process_log_config(),
         access_log=False,
         timeout_graceful_shutdown=settings.api.graceful_shutdown_seconds,
     )

@@ -188,6 +188,9 @@ class ServingState:
     model: ServedModel | None = None
     reason: str | None = "the model has not been loaded yet"
     startup_error: BaseException | None = None
+    # Whether ``load`` has run: ``serve`` loads before uvicorn starts, and the app's start must not try again
+    # (a missing model, or an unreachable registry, would be looked for twice).
+    attempted: bool = False
     _limiter: CapacityLimiter | None = field(default=None, repr=False)
     # One admin reload at a time: two at once could end on the older model, whichever loaded slower.
     reload_lock: Lock = field(default_factory=Lock, repr=False)
@@ -195,6 +198,7 @@ class ServingState:
     def load(self, interval_level: float) -> None:
         """Load the model. A missing one leaves the app up without it (503 and the reason); a model file that
         fails its checksum raises: serving it, or serving nothing silently, would both be wrong."""
+        self.attempted = True
         try:
             self.model = ServedModel.load(self.source, interval_level)
             self.reason = None
