@@ -85,3 +85,19 @@ def test_residential_buildings_are_out_of_scope_by_type_or_by_property_type_alon
     # Without the column every multifamily property type is out, the Campus one too: nothing says otherwise.
     without_types = {row: [f"PrimaryPropertyType {kind!r} {alone}"] for row, kind in enumerate(property_types)}
     assert scope_errors(rows.drop(columns="BuildingType")) == without_types
+
+
+def test_hand_typed_residential_spellings_are_out_of_scope_and_non_residential_ones_are_not() -> None:
+    from building_energy.preprocessing.preprocessor import scope_errors
+
+    residential_types = ["Multifamily", "Multi-family", "MultifamilyLR(1-4)", "Multifamily HR (10 +)", "Residential"]
+    residential_uses = ["Multifamily", "Apartment", "Low Rise Multifamily", "MidRise Multifamily"]
+    non_residential_types = ["NonResidential", "Non-Residential", "Nonresidential COS", "Campus", "SPS-District K-12"]
+    non_residential_uses = ["Residence Hall", "Residential Care Facility", "Senior Care Community", "Hotel"]
+    rows = pd.DataFrame(
+        {
+            "BuildingType": [*residential_types, *[None] * 4, *non_residential_types, *[None] * 4],
+            "PrimaryPropertyType": [*["Hotel"] * 5, *residential_uses, *["Hotel"] * 5, *non_residential_uses],
+        }
+    )
+    assert sorted(scope_errors(rows)) == list(range(len(residential_types) + len(residential_uses)))

@@ -17,7 +17,14 @@ from building_energy.dashboard.analysis import score_upload
 from building_energy.data.columns import BUILDING_ID, PREDICTION_REQUIRED
 from building_energy.data.schema import DataValidationError
 from building_energy.models.loading import LoadedModel, load_model
-from building_energy.models.predict import ERROR_COLUMN, MODEL_FAILURE, PREDICTION_COLUMN, predict_frame, score_frame
+from building_energy.models.predict import (
+    ERROR_COLUMN,
+    MODEL_FAILURE,
+    PREDICTION_COLUMN,
+    AbsentColumnsError,
+    predict_frame,
+    score_frame,
+)
 from building_energy.models.train import TrainingResult
 from tests.hostile import edge_grid, fuzz, hostile_rows
 from tests.injected_fault import FAULTY_YEAR, INJECTED_MESSAGE, save_with_fault
@@ -74,13 +81,27 @@ def test_hostile_rows_are_scored_or_explained(
 ) -> None:
     frame = hostile_rows(data, sample_buildings, wrong_types=data.draw(st.booleans(), label="wrong types"))
 
-    out = predict_frame(model, frame)
+    # Columns may be dropped too: each row's outcome is under test here, not the refusal of a partial frame.
+    out = predict_frame(model, frame, allow_absent_columns=True)
 
     _assert_each_row_scored_or_explained(frame, out)
     # A row's outcome is its own: scoring it alone gives the same answer as scoring it with the others.
-    alone = predict_frame(model, frame.iloc[[0]])
+    alone = predict_frame(model, frame.iloc[[0]], allow_absent_columns=True)
     assert alone.loc[0, ERROR_COLUMN] == out.loc[0, ERROR_COLUMN]
     np.testing.assert_allclose(alone[PREDICTION_COLUMN].iloc[0], out[PREDICTION_COLUMN].iloc[0], rtol=1e-9)
+
+
+def test_a_frame_without_a_column_the_model_reads_is_refused_unless_allowed(
+    model: LoadedModel, sample_buildings: pd.DataFrame
+) -> None:
+    rows = sample_buildings.head(5)
+    # A misspelt name is a column the model never reads: without the check, every row counted it unknown.
+    misspelt = rows.rename(columns={"LargestPropertyUseTypeGFA": "LargestPropertyUseTypeGfa"})
+    with pytest.raises(AbsentColumnsError, match=r"^no column for \['LargestPropertyUseTypeGFA'\], which the model"):
+        predict_frame(model, misspelt)
+    allowed = predict_frame(model, misspelt, allow_absent_columns=True)
+    blank = predict_frame(model, rows.assign(LargestPropertyUseTypeGFA=np.nan))
+    pd.testing.assert_frame_equal(allowed, blank)
 
 
 # KeyError stands for what a library raises outside the usual three (LightGBMError derives from Exception).

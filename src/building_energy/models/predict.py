@@ -67,6 +67,7 @@ def predict_frame(
     known_problems: dict[int, list[str]] | None = None,
     interval_level: float | None = None,
     explain_top: int = 0,
+    allow_absent_columns: bool = False,
 ) -> pd.DataFrame:
     """Score a frame of raw records; one output row per input row, same order, never an exception per row.
 
@@ -74,8 +75,12 @@ def predict_frame(
     found while reading (e.g. unparseable numbers). Conformal ``lower``/``upper`` bounds at
     ``interval_level`` (default: config ``intervals.level``) come with every prediction; with
     ``explain_top`` > 0 a ``top_drivers`` column names the fields that move each estimate most.
+
+    A frame with no column at all for a field the model reads raises ``AbsentColumnsError`` unless
+    ``allow_absent_columns``: a misspelt or dropped column would count as unknown in every row, which moves
+    estimates several-fold without a word (a blank cell is a building's own unknown, and fine).
     """
-    return score_frame(model, raw_buildings, known_problems, interval_level, explain_top).table
+    return score_frame(model, raw_buildings, known_problems, interval_level, explain_top, allow_absent_columns).table
 
 
 def score_frame(
@@ -84,8 +89,17 @@ def score_frame(
     known_problems: dict[int, list[str]] | None = None,
     interval_level: float | None = None,
     explain_top: int = 0,
+    allow_absent_columns: bool = False,
 ) -> ScoredFrame:
     """``predict_frame``, also telling apart the rows the model raised on (see ``ScoredFrame``)."""
+    absent = [column for column in model_inputs(model) if column not in raw_buildings.columns]
+    if absent and not allow_absent_columns:
+        raise AbsentColumnsError(
+            f"no column for {absent}, which the model reads; every row would be scored as if they were unknown. "
+            "Add the columns (blank cells are fine) or allow absent columns"
+        )
+    if absent:
+        logger.warning("no column for %s; every row is scored as if they were unknown", absent)
     pipeline = getattr(model, "model", model)
     level = interval_level if interval_level is not None else get_config().intervals.level
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
@@ -196,14 +210,11 @@ def predict_csv(
     missing = [c for c in PREDICTION_REQUIRED if c not in raw]
     if missing:
         raise DataValidationError(f"{input_path}: missing required column(s) {missing}")
-    absent = [column for column in model_inputs(model) if column not in raw]
-    if absent and not allow_absent_columns:
-        raise AbsentColumnsError(
-            f"{input_path}: no column for {absent}, which the model reads; every row would be scored as if they "
-            "were unknown. Add the columns (blank cells are fine) or allow absent columns"
+    try:
+        predictions = predict_frame(
+            model, raw, problems, explain_top=explain_top, allow_absent_columns=allow_absent_columns
         )
-    if absent:
-        logger.warning("%s: no column for %s; every row is scored as if they were unknown", input_path, absent)
-    predictions = predict_frame(model, raw, problems, explain_top=explain_top)
+    except AbsentColumnsError as error:
+        raise AbsentColumnsError(f"{input_path}: {error}") from error
     write_bytes_atomically(target, predictions.to_csv(index=False).encode("utf-8"))
     return predictions

@@ -7,6 +7,7 @@ building, meter columns kept only as the target) -> training rows without outlie
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,6 @@ import pandas as pd
 
 from building_energy.data.columns import (
     BUILDING_ID,
-    MULTIFAMILY_BUILDING_TYPES,
-    MULTIFAMILY_PROPERTY_TYPES,
     TARGET_KBTU,
     TARGET_LOG,
 )
@@ -37,25 +36,45 @@ def load_raw_buildings(data_path: Path) -> pd.DataFrame:
     return validate_raw_buildings(raw, for_training=True, source=str(data_path))
 
 
-_RESIDENTIAL_BUILDING_TYPES = frozenset(kind.upper() for kind in MULTIFAMILY_BUILDING_TYPES)
-_RESIDENTIAL_PROPERTY_TYPES = frozenset(kind.upper() for kind in MULTIFAMILY_PROPERTY_TYPES)
 OUT_OF_SCOPE = "is residential: the model covers non-residential buildings only"
 
 
+def _letters(value: object) -> str | None:
+    """``value``'s letters, upper-cased: "Multi-family", "MultifamilyLR(1-4)" and "multifamily hr (10 +)" all
+    read MULTIFAMILY..., so a hand-typed spelling is caught like the City's."""
+    kind = normalise_value(value)
+    return re.sub(r"[^A-Z]", "", kind.upper()) if isinstance(kind, str) else None
+
+
+def is_residential_building_type(building_type: object) -> bool:
+    """A multifamily or residential ``BuildingType`` (the City's three multifamily types and any spelling of
+    them); "NonResidential" and its variants are not."""
+    letters = _letters(building_type) or ""
+    return "MULTIFAMILY" in letters or ("RESIDENTIAL" in letters and "NONRESIDENTIAL" not in letters)
+
+
+def is_residential_property_type(property_type: object) -> bool:
+    """A multifamily or apartment ``PrimaryPropertyType``. Not "Residence Hall" nor "Residential Care
+    Facility": non-residential buildings in the City's data and in Portfolio Manager."""
+    letters = _letters(property_type) or ""
+    return "MULTIFAMILY" in letters or "APARTMENT" in letters
+
+
 def residential_rows(building_type: pd.Series) -> np.ndarray:
-    """Whether each ``BuildingType`` is one of the City's multifamily types, whatever its spelling: the buildings
-    the models leave out of training."""
-    return np.array([normalise_value(kind) in _RESIDENTIAL_BUILDING_TYPES for kind in building_type], dtype=bool)
+    """Whether each ``BuildingType`` is residential (see ``is_residential_building_type``): the buildings the
+    models leave out of training."""
+    return np.array([is_residential_building_type(kind) for kind in building_type], dtype=bool)
 
 
 def residential_reason(building_type: object, property_type: object) -> str | None:
-    """Why a building is outside what the models estimate, or ``None``: a multifamily ``BuildingType``, or,
-    when the building type is not given, a multifamily ``PrimaryPropertyType`` (a few campus and
-    non-residential buildings have that property type, and say so by their building type)."""
-    kind = normalise_value(building_type)
-    if isinstance(kind, str):
-        return f"BuildingType {building_type!r} {OUT_OF_SCOPE}" if kind in _RESIDENTIAL_BUILDING_TYPES else None
-    if normalise_value(property_type) in _RESIDENTIAL_PROPERTY_TYPES:
+    """Why a building is outside what the models estimate, or ``None``: a residential ``BuildingType``, or,
+    when the building type is not given, a residential ``PrimaryPropertyType`` (a few campus and
+    non-residential buildings have a multifamily property type, and say so by their building type)."""
+    if _letters(building_type) is not None:
+        if is_residential_building_type(building_type):
+            return f"BuildingType {building_type!r} {OUT_OF_SCOPE}"
+        return None
+    if is_residential_property_type(property_type):
         return f"PrimaryPropertyType {property_type!r} without a BuildingType {OUT_OF_SCOPE}"
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,6 +125,8 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"Neighborhood": "x" * 201}, "Neighborhood", "string_too_long"),
     ({"BuildingType": "Multifamily LR (1-4)"}, "BuildingType", "out_of_scope"),
     ({"BuildingType": " multifamily  hr (10+) "}, "BuildingType", "out_of_scope"),
+    ({"BuildingType": "Multi-family"}, "BuildingType", "out_of_scope"),
+    ({"BuildingType": None, "PrimaryPropertyType": "Apartment"}, "PrimaryPropertyType", "out_of_scope"),
     ({"BuildingType": None, "PrimaryPropertyType": "Low-Rise Multifamily"}, "PrimaryPropertyType", "out_of_scope"),
     ({"YearBuit": 1927}, "YearBuit", "extra_forbidden"),
     ({"SiteEnergyUse(kBtu)": 7226362.5}, "SiteEnergyUse(kBtu)", "extra_forbidden"),
@@ -174,6 +177,19 @@ def test_a_body_that_is_not_one_building_is_refused(client: TestClient, raw: str
     response = client.post("/predict", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == error_type
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", None], ids=["form", "none"])
+def test_a_json_body_sent_under_another_content_type_is_told_to_say_json(
+    client: TestClient, content_type: str | None
+) -> None:
+    """What ``curl -d`` does without ``-H 'Content-Type: application/json'``: FastAPI reads no JSON at all."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/predict", content=json.dumps(EXAMPLE_BUILDING), headers=headers)
+    assert response.status_code == 422
+    ((error),) = response.json()["detail"]
+    assert (error["field"], error["type"]) == (None, "content_type")
+    assert error["message"].startswith("send the body as JSON with Content-Type: application/json (got ")
 
 
 def test_a_batch_with_bad_items_answers_the_good_ones(client: TestClient) -> None:
@@ -327,7 +343,7 @@ def test_a_use_area_far_beyond_the_total_is_refused_naming_the_field(client: Tes
         ("ThirdLargestPropertyUseTypeGFA", "use_area_over_total")
     ]
     # A CSV, the dashboard and the CLI score through predict_frame: the same building is refused there too.
-    scored = predict_frame(loaded, pd.DataFrame([shed, at_bound]))
+    scored = predict_frame(loaded, pd.DataFrame([shed, at_bound]), allow_absent_columns=True)
     assert scored[ERROR_COLUMN].tolist() == [
         "LargestPropertyUseTypeGFA fails less_than_or_equal_to(10 x PropertyGFATotal) (value 72000.0)",
         "",
