@@ -17,6 +17,7 @@ from building_energy.features.energy_star import EnergyStarIntensity, ScorableUs
 from building_energy.features.engineer import BuildingFeatures
 from building_energy.features.use_flags import UseTypeFlags
 from building_energy.features.use_mix import UseMixEncoder
+from building_energy.models.monotone_svr import MonotoneSVR
 from building_energy.models.pipeline import make_preprocessor
 from building_energy.preprocessing.transformers import CleanBuildings
 
@@ -92,6 +93,22 @@ def test_transformers_work_inside_grid_search(buildings: pd.DataFrame) -> None:
 def test_clean_buildings_rejects_non_frames() -> None:
     with pytest.raises(TypeError, match="pandas DataFrame"):
         CleanBuildings().fit(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [BuildingFeatures(), UseTypeFlags(), UseMixEncoder(), EnergyStarIntensity(), ScorableUseType(), MonotoneSVR()],
+    ids=lambda step: type(step).__name__,
+)
+def test_steps_refuse_to_fit_on_an_array_or_on_no_rows(buildings: pd.DataFrame, step: BaseEstimator) -> None:
+    cleaned = CleanBuildings().fit_transform(buildings)
+    log_energy = np.log1p(buildings["SiteEnergyUse(kBtu)"].to_numpy())
+    name = type(step).__name__
+    with pytest.raises(TypeError, match=f"{name} needs a pandas DataFrame with named columns, got ndarray"):
+        clone(step).fit(cleaned.to_numpy(), log_energy)
+    # No rows would leave NaN averages behind, which encode every later building as unknown.
+    with pytest.raises(ValueError, match=f"{name} cannot be fitted on 0 rows"):
+        clone(step).fit(cleaned.iloc[:0], log_energy[:0])
 
 
 def _fitted_steps(buildings: pd.DataFrame) -> list[tuple[BaseEstimator, pd.DataFrame]]:

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-from building_energy.features.frames import check_fitted_columns, require_target
+from building_energy.features.frames import check_fitted_columns, check_training_frame, require_target
 from building_energy.preprocessing.categories import normalise_category
 
 SCORE_COLUMN = "ENERGYSTARScore"
@@ -91,6 +91,7 @@ class EnergyStarIntensity(TransformerMixin, BaseEstimator):
         return require_target(self, X, y) - np.log1p(X[AREA_COLUMN].to_numpy(dtype=float))
 
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
+        check_training_frame(self, X)
         use_types, log_ratio = self._inputs(X)
         self.slope_, self.prior_, self.baselines_ = fit_score_relation(
             use_types, log_ratio, self._intensity(X, y), self.smoothing
@@ -136,6 +137,7 @@ class ScorableUseType(TransformerMixin, BaseEstimator):
         self.use_types = use_types
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        check_training_frame(self, X)
         self.scorable_ = frozenset(normalise_category(pd.Series(list(self.use_types), dtype=object)).dropna())
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)

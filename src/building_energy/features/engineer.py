@@ -11,7 +11,7 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from building_energy.features.frames import check_fitted_columns
+from building_energy.features.frames import check_fitted_columns, check_training_frame
 from building_energy.preprocessing.categories import split_use_types
 
 EARTH_RADIUS_KM = 6371.0088
@@ -132,6 +132,7 @@ class BuildingFeatures(TransformerMixin, BaseEstimator):
         return engineer_features(X, self.reference_year, self.centre_lat, self.centre_lon)
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        check_training_frame(self, X)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         engineered = self._engineer(X)

@@ -8,6 +8,21 @@ import numpy as np
 import pandas as pd
 
 
+def _require_frame(estimator: Any, X: Any) -> str:
+    name = type(estimator).__name__
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"{name} needs a pandas DataFrame with named columns, got {type(X).__name__}")
+    return name
+
+
+def check_training_frame(estimator: Any, X: Any) -> None:
+    """Refuse what ``fit`` cannot learn from: an array (the steps read columns by name) or no rows at all,
+    which would leave NaN averages that encode every later building as unknown."""
+    name = _require_frame(estimator, X)
+    if len(X) == 0:
+        raise ValueError(f"{name} cannot be fitted on 0 rows")
+
+
 def check_fitted_columns(estimator: Any, X: Any) -> None:
     """Refuse input whose columns are not, in order, the ones ``estimator`` was fitted on.
 
@@ -15,9 +30,7 @@ def check_fitted_columns(estimator: Any, X: Any) -> None:
     ``get_feature_names_out``, so a frame with the same columns in another order would come out mislabelled
     rather than fail; positional estimators would read the wrong features silently.
     """
-    name = type(estimator).__name__
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"{name} needs a pandas DataFrame with named columns, got {type(X).__name__}")
+    name = _require_frame(estimator, X)
     expected = list(estimator.feature_names_in_)
     given = list(X.columns)
     if given == expected:

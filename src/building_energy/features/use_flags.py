@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from building_energy.features.frames import check_fitted_columns
+from building_energy.features.frames import check_fitted_columns, check_training_frame
 from building_energy.preprocessing.categories import split_use_types
 
 FLAG_PREFIX = "HasUse_"
@@ -46,6 +46,7 @@ class UseTypeFlags(TransformerMixin, BaseEstimator):
         self.min_count = min_count
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        check_training_frame(self, X)
         listed = use_type_sets(X["ListOfAllPropertyUseTypes"])
         buildings = Counter(flag for uses in listed for flag in {flag_name(use) for use in uses})
         spellings = Counter(use for uses in listed for use in uses)

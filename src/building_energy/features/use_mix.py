@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-from building_energy.features.frames import check_fitted_columns, require_target
+from building_energy.features.frames import check_fitted_columns, check_training_frame, require_target
 
 USE_COLUMNS = (
     ("LargestPropertyUseType", "LargestPropertyUseTypeGFA"),
@@ -107,6 +107,7 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
         return share_matrix(long, len(X), use_types), use_types
 
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
+        check_training_frame(self, X)
         self._fit(X, self._intensity(X, y), *self._shares(X))
         return self
 
@@ -117,6 +118,7 @@ class UseMixEncoder(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
 
     def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+        check_training_frame(self, X)
         intensity = self._intensity(X, y)
         shares, use_types = self._shares(X)
         self._fit(X, intensity, shares, use_types)

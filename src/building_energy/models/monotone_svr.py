@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils.validation import check_is_fitted
 
-from building_energy.features.frames import check_fitted_columns
+from building_energy.features.frames import check_fitted_columns, check_training_frame
 
 
 class MonotoneSVR(RegressorMixin, BaseEstimator):
@@ -45,6 +45,7 @@ class MonotoneSVR(RegressorMixin, BaseEstimator):
         self.ignored_features = ignored_features
 
     def fit(self, X: pd.DataFrame, y: Any) -> Self:
+        check_training_frame(self, X)
         columns = list(X.columns)
         directions = np.zeros(len(columns), dtype=int)
         if self.monotone_constraints is not None:
