@@ -26,9 +26,9 @@ def test_trusted_rows_are_compliant_and_not_flagged() -> None:
 
 
 def test_paired_difference_pairs_by_seed_and_fold_with_the_corrected_interval() -> None:
-    a = BenchResult("a", pd.DataFrame({"seed": [1, 1, 2], "fold": [0, 1, 0], "mape": [0.5, 0.7, 0.9]}), {"n_folds": 5})
+    a = BenchResult("a", pd.DataFrame({"seed": [1, 1, 2], "fold": [0, 1, 0], "mape": [0.5, 0.7, 0.9]}), 5, (1, 2), "p")
     # Same folds in another order: pairing must follow (seed, fold), not the row order.
-    b = BenchResult("b", pd.DataFrame({"seed": [2, 1, 1], "fold": [0, 1, 0], "mape": [0.6, 0.5, 0.4]}), {"n_folds": 5})
+    b = BenchResult("b", pd.DataFrame({"seed": [2, 1, 1], "fold": [0, 1, 0], "mape": [0.6, 0.5, 0.4]}), 5, (1, 2), "p")
     diff = paired_difference(a, b, "mape")
     assert diff["n"] == 3
     assert diff["mean"] == pytest.approx(0.2)  # differences 0.1, 0.2, 0.3, sd 0.1
@@ -40,7 +40,7 @@ def test_paired_difference_pairs_by_seed_and_fold_with_the_corrected_interval() 
 def test_paired_difference_refuses_runs_of_different_fold_counts() -> None:
     folds = pd.DataFrame({"seed": [1, 1], "fold": [0, 1], "mape": [0.5, 0.7]})
     with pytest.raises(ValueError, match="share their number of folds"):
-        paired_difference(BenchResult("a", folds, {"n_folds": 5}), BenchResult("b", folds, {"n_folds": 2}), "mape")
+        paired_difference(BenchResult("a", folds, 5, (1,), "tiny"), BenchResult("b", folds, 2, (1,), "tiny"), "mape")
 
 
 def test_bench_refuses_comparing_the_score_when_told_to_drop_it(capsys: pytest.CaptureFixture[str]) -> None:

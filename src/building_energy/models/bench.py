@@ -6,9 +6,8 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +60,9 @@ def benchmark_folds(
 class BenchResult:
     label: str
     folds: pd.DataFrame  # one row per (seed, fold): n_scored_rows and the REPORTED columns
-    settings: dict[str, Any] = field(default_factory=dict)
+    n_folds: int
+    seeds: tuple[int, ...]
+    profile: str
 
     def summary(self) -> pd.DataFrame:
         return self.folds[list(REPORTED)].agg(["mean", "std", "min", "max"]).T
@@ -113,7 +114,7 @@ def run_benchmark(
                 seconds,
             )
     label = f"{profile}, {'with' if use_energy_star else 'without'} ENERGY STAR, target {target}"
-    return BenchResult(label, pd.DataFrame(rows), {"seeds": seeds, "n_folds": n_folds, "profile": profile})
+    return BenchResult(label, pd.DataFrame(rows), n_folds=n_folds, seeds=tuple(seeds), profile=profile)
 
 
 def paired_difference(a: BenchResult, b: BenchResult, metric: str, confidence: float = 0.95) -> dict[str, float]:
@@ -125,10 +126,9 @@ def paired_difference(a: BenchResult, b: BenchResult, metric: str, confidence: f
     widens the variance of the mean from 1/n to 1/n + n_test/n_train = 1/n + 1/(k - 1), with n - 1 degrees
     of freedom.
     """
-    fold_counts = [result.settings.get("n_folds") for result in (a, b)]
-    k = fold_counts[0]
-    if k is None or fold_counts[1] != k:
-        raise ValueError(f"paired runs must share their number of folds, got {fold_counts}")
+    k = a.n_folds
+    if b.n_folds != k:
+        raise ValueError(f"paired runs must share their number of folds, got {[a.n_folds, b.n_folds]}")
     merged = a.folds.merge(b.folds, on=["seed", "fold"], suffixes=("_a", "_b"))
     diff = (merged[f"{metric}_a"] - merged[f"{metric}_b"]).to_numpy()
     n = len(diff)
