@@ -64,6 +64,12 @@ def trained(train_fast: Callable[..., TrainingResult]) -> TrainingResult:
 
 
 @pytest.fixture(scope="session")
+def trained_without_score(train_fast: Callable[..., TrainingResult]) -> TrainingResult:
+    """One real `fast` model trained without the ENERGY STAR score."""
+    return train_fast(use_energy_star=False)
+
+
+@pytest.fixture(scope="session")
 def sample_buildings(clean_buildings: pd.DataFrame) -> pd.DataFrame:
     """100 real buildings, all columns as the City writes them."""
     return clean_buildings.sample(100, random_state=0).reset_index(drop=True)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -204,24 +203,24 @@ def test_predict_refuses_a_file_without_a_column_the_model_reads_unless_allowed(
     assert _predict(trained.model_path, source, output) == 0
 
 
-def test_a_model_trained_without_the_score_does_not_ask_a_file_for_it(clean_buildings: pd.DataFrame) -> None:
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.dummy import DummyRegressor
-    from sklearn.pipeline import Pipeline
+def test_a_model_trained_without_the_score_does_not_ask_a_file_for_it(
+    trained: TrainingResult,
+    trained_without_score: TrainingResult,
+    data_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    frame = frame.loc[frame["BuildingType"] == "NonResidential"].head(8)
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.drop(columns="ENERGYSTARScore").to_csv(source, index=False)
 
-    from building_energy.models.predict import model_inputs
-    from building_energy.preprocessing.transformers import CleanBuildings
-
-    def fitted(use_energy_star: bool) -> TransformedTargetRegressor:
-        steps = Pipeline([("clean", CleanBuildings(use_energy_star=use_energy_star)), ("model", DummyRegressor())])
-        target = clean_buildings["SiteEnergyUse(kBtu)"]
-        return TransformedTargetRegressor(regressor=steps, func=np.log1p, inverse_func=np.expm1).fit(
-            clean_buildings, target
-        )
-
-    assert "ENERGYSTARScore" in model_inputs(fitted(use_energy_star=True))
-    assert "ENERGYSTARScore" not in model_inputs(fitted(use_energy_star=False))
-    assert "YearBuilt" in model_inputs(fitted(use_energy_star=False))
+    assert _predict(trained_without_score.model_path, source, output) == 0
+    scored = pd.read_csv(output)
+    assert len(scored) == 8 and scored["error"].isna().all()
+    # The same file is refused by a model that reads the score.
+    assert _predict(trained.model_path, source, tmp_path / "refused.csv") == 2
+    assert "no column for ['ENERGYSTARScore']" in capsys.readouterr().err
 
 
 def test_predict_explain_marks_the_fields_a_row_did_not_give(

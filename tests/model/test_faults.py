@@ -141,39 +141,42 @@ def _assert_intact_or_replaced(directory: Path, before: dict[str, bytes]) -> Non
     assert set(ARTIFACT_FILES) <= set(after)
 
 
-def test_second_training_refuses_clearly_and_a_killed_one_leaves_the_previous_model(
+def test_second_training_refuses_clearly_while_another_holds_the_directory(
+    artifacts: Path, data_path: Path, tmp_path: Path
+) -> None:
+    before = _snapshot(artifacts)
+    # The lock a training takes, held here for as long as the second one runs: no race with a real one's end.
+    with training_lock(artifacts):
+        second = subprocess.run(
+            _train_command(data_path, artifacts),
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=_environment(tmp_path),
+            timeout=PROCESS_TIMEOUT,
+            check=False,
+        )
+    assert second.returncode == 2, second.stderr
+    assert f"another training is writing {artifacts}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert _snapshot(artifacts) == before
+
+
+def test_a_training_killed_while_it_holds_the_directory_leaves_the_previous_model(
     artifacts: Path, data_path: Path, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     before = _snapshot(artifacts)
-    # A whole training on the whole file outlasts the second's refusal (imports and reading the file) by far.
     first = _start_training(data_path, artifacts, tmp_path, "first.log")
     processes.append(first)
     _wait_for(
         lambda: _holds_flock(first.pid, artifacts / ".train.lock") or first.poll() is not None,
         LOCK_WAIT,
-        "the first training to lock the artifacts directory",
+        "the training to lock the artifacts directory",
     )
-    assert first.poll() is None, (tmp_path / "first.log").read_text()
-
-    second = subprocess.run(
-        _train_command(data_path, artifacts),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_environment(tmp_path),
-        timeout=PROCESS_TIMEOUT,
-        check=False,
-    )
-
-    assert second.returncode == 2, second.stderr
-    assert f"another training is writing {artifacts}" in second.stderr
-    assert "Traceback" not in second.stderr
-    assert first.poll() is None, "the first training finished before the second was refused"
-    assert _snapshot(artifacts) == before
-
+    # Killed just after taking the lock, a whole training on the whole file is far from done.
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=60)
-    assert first.returncode == -signal.SIGKILL
+    assert first.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()
     assert _snapshot(artifacts) == before
     load_artifact(artifacts / MODEL_FILE)
 

@@ -102,6 +102,10 @@ def test_a_deleted_experiment_is_restored_and_takes_runs_again(
 
 def test_http_bounds_never_override_the_users_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "77")
+    # The other bound, left unset, is set: the user's choice is kept by design, not because nothing is set.
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     with bounded_http():
         assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "77"
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == str(get_config().tracking.http_max_retries)
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "77"
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
