@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,7 +195,7 @@ def test_unscorable_building_gets_its_reason(dashboard_env: TrainingResult) -> N
 
 
 def test_batch_scores_a_city_file_like_the_cli(
-    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame, tmp_path: Path
+    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     non_residential = raw_buildings.loc[~raw_buildings["BuildingType"].str.startswith("Multifamily")]
     rows = non_residential.sample(20, random_state=1).reset_index(drop=True).astype(object)
@@ -217,6 +220,21 @@ def test_batch_scores_a_city_file_like_the_cli(
     assert "PrimaryPropertyType" in failed[ERROR_COLUMN].iloc[1]
     assert "is residential: the model covers non-residential buildings only" in failed[ERROR_COLUMN].iloc[2]
     assert np.isnan(failed[PREDICTION_COLUMN].astype(float)).all()
+    assert [record for record in caplog.records if "3 of 20 rows could not be scored" in record.getMessage()]
+    # A rerun (ticking a box, a download) shows the same result without scoring the whole file again.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="building_energy.models.predict"):
+        app.run()
+    assert texts(app.success) == ["17 of 20 rows scored, 3 could not be."]
+    assert [record for record in caplog.records if "could not be scored" in record.getMessage()] == []
+
+
+def _workbook() -> bytes:
+    """A zip archive with a worksheet's XML, as an .xlsx is: what a user picks instead of the CSV export."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as workbook:
+        workbook.writestr("xl/worksheets/sheet1.xml", "<worksheet><sheetData/></worksheet>")
+    return archive.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -225,10 +243,14 @@ def test_batch_scores_a_city_file_like_the_cli(
         (b"", "empty"),
         (b"OSEBuildingID,PrimaryPropertyType,PropertyGFATotal,YearBuilt\n", "no rows"),
         (b"name,colour\nfoo,blue\n", "missing required column"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "cannot be scored"),
-        (b'PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n', "cannot be scored"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "a binary file, not a text CSV"),
+        (_workbook(), "an Excel workbook or other zip archive, not a CSV"),
+        (
+            b'PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n',
+            "spanning several lines",
+        ),
     ],
-    ids=["empty", "header-only", "wrong-columns", "binary", "broken-quotes"],
+    ids=["empty", "header-only", "wrong-columns", "binary", "workbook", "broken-quotes"],
 )
 def test_batch_reports_a_malformed_file(dashboard_env: TrainingResult, payload: bytes, reason: str) -> None:
     app = open_page("Batch")
@@ -270,6 +292,17 @@ def test_data_page_needs_no_model(data_path: Path, tmp_path: Path, app_config: C
     assert len(app.get("vega_lite_chart")) == 4
 
 
+def test_data_page_shows_the_models_training_file(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, app_config: Callable[..., None]
+) -> None:
+    """Started away from the configured data (another folder, say), the page reads the file the model records."""
+    app_config(BE_DASHBOARD__MODEL_SOURCE=str(trained.model_path), BE_PATHS__DATA=str(tmp_path / "absent.csv"))
+    app = open_page("Data")
+    assert texts(app.exception) == [] and texts(app.error) == []
+    assert str(data_path) in app.caption[0].value
+    assert len(app.get("vega_lite_chart")) == 4
+
+
 @pytest.mark.integration
 def test_model_from_the_registry(
     trained: TrainingResult, data_path: Path, tmp_path: Path, app_config: Callable[..., None]
@@ -305,3 +338,12 @@ def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
     app.checkbox(key="allow_absent").check().run()
     assert texts(app.error) == []
     assert texts(app.success) == ["5 of 5 rows scored, 0 could not be."]
+
+
+def test_per_square_foot_figures_keep_three_significant_digits_when_small() -> None:
+    from building_energy.dashboard.analysis import per_sqft_text
+
+    # 37 t of CO2e over 48,789 sq ft: one decimal showed it as 0.0.
+    assert per_sqft_text(37 / 48_789, "metric tons CO2e") == "0.000758 metric tons CO2e/sq ft"
+    assert per_sqft_text(48.04, "kBtu") == "48.0 kBtu/sq ft"
+    assert per_sqft_text(1234.56, "kBtu") == "1,234.6 kBtu/sq ft"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from building_energy.models.explain import explain
+from building_energy.models.explain import LOCATION, explain
 from building_energy.models.intervals import (
     conformal_halfwidth,
     group_halfwidths,
@@ -49,9 +47,9 @@ def test_without_a_score_column_the_groups_follow_the_scorable_use_types() -> No
 
 
 def test_a_model_trained_without_the_score_widens_intervals_for_unscorable_use_types(
-    train_fast: Callable[..., TrainingResult], sample_buildings: pd.DataFrame
+    trained_without_score: TrainingResult, sample_buildings: pd.DataFrame
 ) -> None:
-    model = load_model(train_fast(use_energy_star=False).model_path).model
+    model = load_model(trained_without_score.model_path).model
     groups = stack_groups(model)
     assert set(groups) == {0, 1} and len(groups) == len(stack_residuals(model))
     ratio = {}
@@ -96,7 +94,7 @@ def test_contributions_add_up_to_the_prediction(trained: TrainingResult, sample_
     rebuilt = explanation.baseline + explanation.contributions.sum(axis=1).to_numpy()
     np.testing.assert_allclose(rebuilt, np.log1p(model.predict(sample_buildings)), atol=1e-4)
     assert "PropertyGFATotal" in explanation.contributions.columns
-    assert "Location (Latitude, Longitude)" in explanation.contributions.columns
+    assert LOCATION in explanation.contributions.columns
     assert not any(name.endswith("_log") for name in explanation.contributions.columns)
 
 
@@ -120,9 +118,9 @@ def test_a_driver_the_building_did_not_give_is_marked_unknown(
         # A partly given group is known; fields given in every row are never unknown.
         assert not explanation.unknown["PropertyGFATotal"].any()
     located = unscored.assign(Latitude=np.nan)
-    assert not explain(model, located).unknown["Location (Latitude, Longitude)"].any()
+    assert not explain(model, located).unknown[LOCATION].any()
     nowhere = located.drop(columns=["Longitude", "Neighborhood", "CouncilDistrictCode"])
-    assert explain(model, nowhere).unknown["Location (Latitude, Longitude)"].all()
+    assert explain(model, nowhere).unknown[LOCATION].all()
     # Every driver says whether it is a value's effect or the effect of the value being unknown.
     for drivers in model.explain(unscored, top_k=30):
         for driver in drivers:

@@ -7,6 +7,7 @@ Nothing here engineers a feature: a building is a raw City record handed to the 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,13 @@ def similar_buildings(buildings: pd.DataFrame, property_type: str, target: str =
     values = peers[target].astype(float)
     per_sqft = values / peers["PropertyGFATotal"].astype(float)
     return Peers(property_type, len(peers), float(values.median()), float(per_sqft.median()))
+
+
+def per_sqft_text(value: float, unit: str) -> str:
+    """``value`` per square foot with one decimal, or three significant digits when smaller: tons of CO2e per
+    sq ft are thousandths, and one decimal showed them as 0.0."""
+    decimals = 1 if not np.isfinite(value) or value == 0 else max(1, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f} {unit}/sq ft"
 
 
 def predicted_value(predictions: pd.DataFrame) -> float:

@@ -54,6 +54,17 @@ def require_model() -> LoadedModel:
         )
 
 
+def buildings_path() -> Path:
+    """The file the dashboard's model was trained on, so the Data page shows the buildings it learned from;
+    the configured data when no model loads (the page needs none) or its file is gone."""
+    config = get_config()
+    try:
+        loaded = _load_model(analysis.model_source(config))
+    except Exception:  # the Data page works without a model; the pages that need one say why it failed
+        return Path(config.paths.data)
+    return analysis.training_data_path(loaded.metadata, config)
+
+
 def model_key(loaded: LoadedModel) -> str:
     """What identifies a model's cached diagnostics: its checksum (or source when it has none)."""
     return str(loaded.metadata.get("model_sha256") or loaded.source)
@@ -91,6 +102,15 @@ def importance(_loaded: LoadedModel, key: str, data_path: str, repeats: int, ran
 def energy_star(_loaded: LoadedModel, key: str, data_path: str, scores: Sequence[float]) -> pd.DataFrame:
     X, _, _ = holdout(_loaded, key, data_path)
     return analysis.energy_star_effect(_loaded, X, list(scores))
+
+
+@st.cache_data(show_spinner="Scoring the file…", max_entries=4)
+def scored_upload(
+    _loaded: LoadedModel, key: str, payload: bytes, filename: str, max_bytes: int, allow_absent_columns: bool
+) -> analysis.BatchResult:
+    """``analysis.score_upload``, once per model, file and choice: ticking a box or downloading the result
+    reruns the page, and must not score the whole file again. A refused file is not cached."""
+    return analysis.score_upload(_loaded, payload, filename, max_bytes, allow_absent_columns=allow_absent_columns)
 
 
 def unit(metadata: dict[str, Any]) -> str:

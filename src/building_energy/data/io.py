@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 _ENCODINGS = ("utf-8-sig", "cp1252")
 # The archived file's name in the shared data folder, whatever name the copy is given.
 ARCHIVED_FILE_NAME = "2016_Building_Energy_Benchmarking.csv"
+# How much of a file tells a binary one from text, and the signature of a zip archive such as an .xlsx.
+_SNIFFED_BYTES = 4096
+_ZIP_MAGIC = b"PK\x03\x04"
 _MISSING_MARKERS = ("", "NULL", "null", "NaN", "nan", "N/A", "n/a", "NA")
 # "88,434" and "1,234,567.5" are grouped thousands; "1,2" or "88.434,0" (a decimal comma) is not a number here.
 _GROUPED_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
@@ -150,9 +153,16 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
         raise DataValidationError(f"{path}: the file is empty")
     last_error: Exception | None = None
     with path.open("rb") as handle:
-        start = handle.read(2)
+        start = handle.read(_SNIFFED_BYTES)
     # Excel's "Unicode text" export: UTF-16 with a byte-order mark, which neither 8-bit encoding reads right.
-    encodings = ("utf-16",) if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else _ENCODINGS
+    utf16 = start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    # Windows-1252 decodes any byte, so a workbook or an image would otherwise come out as a "CSV" of garbage
+    # columns and be refused for missing the City's.
+    if start.startswith(_ZIP_MAGIC):
+        raise DataValidationError(f"{path}: an Excel workbook or other zip archive, not a CSV; save it as CSV")
+    if not utf16 and b"\x00" in start:
+        raise DataValidationError(f"{path}: a binary file, not a text CSV; save it as CSV")
+    encodings = ("utf-16",) if utf16 else _ENCODINGS
     for encoding in encodings:
         try:
             separator = field_separator(path, encoding)

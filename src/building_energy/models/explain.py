@@ -23,7 +23,8 @@ from building_energy.models.pipeline import AREA_FEATURE
 
 # SimpleImputer's name for the column that says a value was missing.
 MISSING_PREFIX = "missingindicator_"
-LOCATION = "Location (Latitude, Longitude)"
+# The group covers every field that places the building: it is unknown only when none of them is given.
+LOCATION = "Location (neighbourhood, council district, coordinates)"
 USE_TYPES = "Use types and their floor areas"
 # Engineered feature -> the input field (or group of fields) it is computed from.
 FIELD_OF_FEATURE = {

@@ -32,8 +32,8 @@ allow_absent = st.checkbox(
 if upload is not None:
     result: analysis.BatchResult | None = None
     try:
-        result = analysis.score_upload(
-            loaded, upload.getvalue(), upload.name, limit_mb * 1024 * 1024, allow_absent_columns=allow_absent
+        result = shared.scored_upload(
+            loaded, shared.model_key(loaded), upload.getvalue(), upload.name, limit_mb * 1024 * 1024, allow_absent
         )
     except AbsentColumnsError as error:
         st.error(f"This file cannot be scored: {error} (tick the box above).")
@@ -52,6 +52,7 @@ if upload is not None:
             file_name=f"{Path(upload.name).stem}-predictions.csv",
             mime="text/csv",
             key="download",
+            on_click="ignore",  # a download needs no rerun (it would redraw the page for nothing)
         )
         st.dataframe(result.predictions, hide_index=True)
         if len(failed):

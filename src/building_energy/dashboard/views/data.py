@@ -6,19 +6,18 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from building_energy.config import get_config
 from building_energy.dashboard import analysis, shared
 from building_energy.dashboard.analysis import EUI_COLUMN
 
-config = get_config()
-buildings = shared.require_buildings(config.paths.data)
+data_path = shared.buildings_path()
+buildings = shared.require_buildings(data_path)
 types = analysis.category_choices(buildings["PrimaryPropertyType"])
 neighborhoods = analysis.category_choices(buildings["Neighborhood"])
 view = analysis.data_view(buildings, types, neighborhoods)
 
 st.title("The City's buildings")
 st.caption(
-    f"{len(view)} non-residential buildings with a positive site energy use in `{config.paths.data}`. "
+    f"{len(view)} non-residential buildings with a positive site energy use in `{data_path}`. "
     "Energy intensity (EUI) is site energy use / total floor area, in kBtu per sq ft."
 )
 left, right = st.columns(2)

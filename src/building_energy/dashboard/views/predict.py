@@ -79,11 +79,13 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
     columns = st.columns(4)
     delta = f"{predicted / peers.median_target - 1:+.0%} vs similar" if peers else None
     columns[0].metric("Predicted", f"{predicted:,.0f} {unit}", delta=delta, delta_color="off")
-    columns[1].metric("Predicted per sq ft", f"{predicted / area:,.1f} {unit}/sq ft")
+    columns[1].metric("Predicted per sq ft", analysis.per_sqft_text(predicted / area, unit))
     if peers:
         help_text = f"Median of the {peers.count} '{property_type}' buildings the model was trained on."
         columns[2].metric(f"Median of {peers.count} similar", f"{peers.median_target:,.0f} {unit}", help=help_text)
-        columns[3].metric("Median per sq ft of similar", f"{peers.median_per_sqft:,.1f} {unit}/sq ft", help=help_text)
+        columns[3].metric(
+            "Median per sq ft of similar", analysis.per_sqft_text(peers.median_per_sqft, unit), help=help_text
+        )
     else:
         columns[2].caption(f"No '{property_type}' building in the training data to compare with.")
 
