@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PROFILE ?= full
 
-.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load tune-stack browser
+.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load bench-growth tune-stack browser
 
 # The venv and the pinned uv that installs everything else (and re-resolves the lock).
 $(BIN)/uv:
@@ -84,6 +84,10 @@ bench-api: data
 # Serves artifacts/model.joblib (`make train` first). Minutes long: not part of `make test`.
 bench-load: data
 	$(BIN)/python scripts/bench_load.py
+
+# How often an estimate falls when a building gains floor area, four ways (artifacts/model.joblib).
+bench-growth: data
+	$(BIN)/python scripts/bench_growth.py
 
 # The MLflow UI on the project's store (mlflow.db, or MLFLOW_TRACKING_URI): http://127.0.0.1:5000
 ui: setup
