@@ -20,7 +20,7 @@ import pandas as pd
 from building_energy.config import get_config
 from building_energy.models.artifacts import MODEL_FILE
 from building_energy.models.loading import load_model
-from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_frame
+from building_energy.models.predict import ERROR_COLUMN, GHG_COLUMNS, PREDICTION_COLUMN, predict_frame
 from building_energy.preprocessing.preprocessor import preprocess_data
 
 AREA_FIELDS = (
@@ -51,6 +51,8 @@ def grown(buildings: pd.DataFrame, growth: str, fraction: float) -> pd.DataFrame
 def measure(model_path: Path, data_path: Path, fractions: Sequence[float]) -> pd.DataFrame:
     """One row per (fraction, growth): buildings scored both ways, how many fell, the worst relative change."""
     model = load_model(model_path)
+    # A greenhouse-gas model names its estimate after its unit.
+    estimate = GHG_COLUMNS[PREDICTION_COLUMN] if model.metadata.get("target") == "ghg" else PREDICTION_COLUMN
     buildings = preprocess_data(data_path).reset_index(drop=True)
     before = predict_frame(model, buildings)
     rows = []
@@ -58,7 +60,7 @@ def measure(model_path: Path, data_path: Path, fractions: Sequence[float]) -> pd
         for growth in GROWTHS:
             after = predict_frame(model, grown(buildings, growth, fraction))
             scored = ((before[ERROR_COLUMN] == "") & (after[ERROR_COLUMN] == "")).to_numpy()
-            change = (after[PREDICTION_COLUMN] / before[PREDICTION_COLUMN] - 1).to_numpy()[scored]
+            change = (after[estimate] / before[estimate] - 1).to_numpy()[scored]
             rows.append(
                 {
                     "added": f"{fraction:.0%}",

@@ -91,12 +91,12 @@ def test_hand_typed_residential_spellings_are_out_of_scope_and_non_residential_o
     from building_energy.preprocessing.preprocessor import scope_errors
 
     residential_types = ["Multifamily", "Multi-family", "MultifamilyLR(1-4)", "Multifamily HR (10 +)", "Residential"]
-    residential_uses = ["Multifamily", "Apartment", "Low Rise Multifamily", "MidRise Multifamily"]
-    non_residential_types = ["NonResidential", "Non-Residential", "Nonresidential COS", "Campus", "SPS-District K-12"]
-    non_residential_uses = ["Residence Hall", "Residential Care Facility", "Senior Care Community", "Hotel"]
+    residential_uses = ["Multifamily", "Apartment", "Low Rise Multifamily", "Single Family Home", "residential"]
+    non_residential_types = ["NonResidential", "Non-Residential", "Residential Care Facility", "Campus", "Not resid."]
+    non_residential_uses = ["Residence Hall", "Residential Care Facility", "Other - Lodging/Residential", "Hotel"]
     rows = pd.DataFrame(
         {
-            "BuildingType": [*residential_types, *[None] * 4, *non_residential_types, *[None] * 4],
+            "BuildingType": [*residential_types, *[None] * 5, *non_residential_types, *[None] * 4],
             "PrimaryPropertyType": [*["Hotel"] * 5, *residential_uses, *["Hotel"] * 5, *non_residential_uses],
         }
     )

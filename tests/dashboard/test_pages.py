@@ -243,7 +243,7 @@ def _workbook() -> bytes:
         (b"", "empty"),
         (b"OSEBuildingID,PrimaryPropertyType,PropertyGFATotal,YearBuilt\n", "no rows"),
         (b"name,colour\nfoo,blue\n", "missing required column"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "a binary file, not a text CSV"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "a binary file (or UTF-16 without a byte-order mark)"),
         (_workbook(), "an Excel workbook or other zip archive, not a CSV"),
         (
             b'PrimaryPropertyType,PropertyGFATotal,YearBuilt\n"Hotel,1000,1990\nOffice,"2000,1980\n',

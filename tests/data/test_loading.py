@@ -200,6 +200,17 @@ def test_a_utf16_export_reads_like_utf8(tmp_path: Path) -> None:
     assert read_buildings_csv(utf16)[0]["PrimaryPropertyType"].tolist() == ["Café Hotel"]
 
 
+def test_a_binary_file_is_refused_but_a_stray_nul_in_a_cell_is_not(tmp_path: Path) -> None:
+    without_bom = tmp_path / "utf16-without-bom.csv"
+    without_bom.write_bytes((HEADER + "7,Hotel,88434,1927\n").encode("utf-16-le"))
+    with pytest.raises(DataValidationError, match=r"utf16-without-bom.csv: a binary file \(or UTF-16 without a"):
+        read_buildings_csv(without_bom)
+    stray = tmp_path / "stray.csv"
+    stray.write_bytes((HEADER + "7,Hotel,88434,1927\n8,Hot\x00el,1000,1950\n").encode())
+    frame, problems = read_buildings_csv(stray)
+    assert len(frame) == 2 and problems == {}
+
+
 def test_only_grouped_thousands_lose_their_commas(tmp_path: Path) -> None:
     path = tmp_path / "commas.csv"
     rows = ['7,Hotel,"88,434",1927', '8,Office,"1,234,567.5",1990', '9,Office,"88.434,0",1990', '10,Office,"1,2",1990']

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from email.message import Message
 from typing import Any
 
 from fastapi import Request, status
@@ -28,12 +29,24 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     return found
 
 
+def is_json_content_type(content_type: str) -> bool:
+    """FastAPI's own rule for reading a body as JSON: ``application/json`` or ``application/*+json``."""
+    message = Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return (
+        bool(content_type)
+        and message.get_content_maintype() == "application"
+        and (subtype == "json" or subtype.endswith("+json"))
+    )
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Replace FastAPI's default 422 body, which echoes the input (a NaN in it would not even serialise)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     found = field_errors(errors)
     content_type = request.headers.get("content-type", "")
-    if "json" not in content_type.lower():
+    if not is_json_content_type(content_type):
         # FastAPI reads a body as JSON only under a JSON content type (curl -d sends a form's): say so rather
         # than that the body "should be a valid dictionary".
         found = [

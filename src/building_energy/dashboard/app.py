@@ -12,8 +12,7 @@ VIEWS = Path(__file__).with_name("views")
 st.set_page_config(page_title=APP_TITLE, page_icon=":material/bolt:", layout="wide")
 page = st.navigation(
     [
-        # The default page lives at "/": Streamlit ignores a url_path there, and /predict opened "page not found".
-        st.Page(VIEWS / "predict.py", title="Predict", icon=":material/calculate:", default=True),
+        st.Page(VIEWS / "predict.py", title="Predict", icon=":material/calculate:", url_path="predict", default=True),
         st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table_view:", url_path="batch"),
         st.Page(VIEWS / "model.py", title="Model", icon=":material/insights:", url_path="model"),
         st.Page(VIEWS / "data.py", title="Data", icon=":material/map:", url_path="data"),

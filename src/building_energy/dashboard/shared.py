@@ -58,11 +58,18 @@ def buildings_path() -> Path:
     """The file the dashboard's model was trained on, so the Data page shows the buildings it learned from;
     the configured data when no model loads (the page needs none) or its file is gone."""
     config = get_config()
+    return Path(_recorded_data_path(analysis.model_source(config), str(config.paths.data)))
+
+
+# Remembered for a while even when the model fails to load: the Data page must not wait for an unreachable
+# registry on every view (a load failure is not cached by _load_model, so the model pages retry it).
+@st.cache_data(ttl=300, show_spinner=False)
+def _recorded_data_path(source: str, configured: str) -> str:
     try:
-        loaded = _load_model(analysis.model_source(config))
+        loaded = _load_model(source)
     except Exception:  # the Data page works without a model; the pages that need one say why it failed
-        return Path(config.paths.data)
-    return analysis.training_data_path(loaded.metadata, config)
+        return configured
+    return str(analysis.training_data_path(loaded.metadata, get_config()))
 
 
 def model_key(loaded: LoadedModel) -> str:

@@ -29,6 +29,7 @@ ARCHIVED_FILE_NAME = "2016_Building_Energy_Benchmarking.csv"
 # How much of a file tells a binary one from text, and the signature of a zip archive such as an .xlsx.
 _SNIFFED_BYTES = 4096
 _ZIP_MAGIC = b"PK\x03\x04"
+_BINARY_NUL_SHARE = 0.01
 _MISSING_MARKERS = ("", "NULL", "null", "NaN", "nan", "N/A", "n/a", "NA")
 # "88,434" and "1,234,567.5" are grouped thousands; "1,2" or "88.434,0" (a decimal comma) is not a number here.
 _GROUPED_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
@@ -160,8 +161,12 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     # columns and be refused for missing the City's.
     if start.startswith(_ZIP_MAGIC):
         raise DataValidationError(f"{path}: an Excel workbook or other zip archive, not a CSV; save it as CSV")
-    if not utf16 and b"\x00" in start:
-        raise DataValidationError(f"{path}: a binary file, not a text CSV; save it as CSV")
+    # A share, not any NUL: one stray NUL in a cell is that row's problem, not the file's.
+    nuls = start.count(0)
+    if not utf16 and nuls > 1 and nuls > _BINARY_NUL_SHARE * len(start):
+        raise DataValidationError(
+            f"{path}: a binary file (or UTF-16 without a byte-order mark), not a text CSV; save it as CSV"
+        )
     encodings = ("utf-16",) if utf16 else _ENCODINGS
     for encoding in encodings:
         try:

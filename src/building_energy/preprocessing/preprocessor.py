@@ -46,18 +46,22 @@ def _letters(value: object) -> str | None:
     return re.sub(r"[^A-Z]", "", kind.upper()) if isinstance(kind, str) else None
 
 
+def _is_residential(letters: str) -> bool:
+    return "MULTIFAMILY" in letters or "SINGLEFAMILY" in letters or letters == "RESIDENTIAL"
+
+
 def is_residential_building_type(building_type: object) -> bool:
-    """A multifamily or residential ``BuildingType`` (the City's three multifamily types and any spelling of
-    them); "NonResidential" and its variants are not."""
-    letters = _letters(building_type) or ""
-    return "MULTIFAMILY" in letters or ("RESIDENTIAL" in letters and "NONRESIDENTIAL" not in letters)
+    """A multifamily, single-family or plain "Residential" ``BuildingType``, in any spelling. Not every type that
+    mentions residents: "NonResidential", "Residential Care Facility", "Other - Lodging/Residential"."""
+    return _is_residential(_letters(building_type) or "")
 
 
 def is_residential_property_type(property_type: object) -> bool:
-    """A multifamily or apartment ``PrimaryPropertyType``. Not "Residence Hall" nor "Residential Care
-    Facility": non-residential buildings in the City's data and in Portfolio Manager."""
+    """A multifamily, apartment, single-family or plain "Residential" ``PrimaryPropertyType``. Not "Residence
+    Hall" nor "Residential Care Facility": non-residential buildings in the City's data and in Portfolio
+    Manager."""
     letters = _letters(property_type) or ""
-    return "MULTIFAMILY" in letters or "APARTMENT" in letters
+    return _is_residential(letters) or "APARTMENT" in letters
 
 
 def residential_rows(building_type: pd.Series) -> np.ndarray:

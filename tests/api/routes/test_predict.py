@@ -179,7 +179,9 @@ def test_a_body_that_is_not_one_building_is_refused(client: TestClient, raw: str
     assert response.json()["detail"][0]["type"] == error_type
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", None], ids=["form", "none"])
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/json", None], ids=["form", "text-json", "none"]
+)
 def test_a_json_body_sent_under_another_content_type_is_told_to_say_json(
     client: TestClient, content_type: str | None
 ) -> None:
