@@ -37,9 +37,16 @@ BUILDING_FIELDS = {
 }
 # Fields left empty for a new building: the model treats them as unknown.
 OPTIONAL_FIELDS = ("LargestPropertyUseTypeGFA", "ENERGYSTARScore", "Latitude", "Longitude")
+# The form as it was at its last Predict press. Streamlit forgets a widget's value once a page without it
+# runs, so coming back from another page refills the form (and its result) from here.
+LAST_SUBMITTED = "last_submitted"
 
 
-def _number_default(column: str, base: pd.Series | None, training: pd.DataFrame) -> float | None:
+def _number_default(
+    column: str, base: pd.Series | None, training: pd.DataFrame, kept: dict[str, Any] | None
+) -> float | None:
+    if kept is not None:
+        return kept[column]
     if base is not None:
         value = base.get(column)
         return None if value is None or pd.isna(value) else float(value)
@@ -53,13 +60,14 @@ def _number_default(column: str, base: pd.Series | None, training: pd.DataFrame)
 
 
 def _category_default(
-    column: str, base: pd.Series | None, training: pd.DataFrame, choices: dict[str, str]
+    column: str, base: pd.Series | None, training: pd.DataFrame, choices: dict[str, str], kept: dict[str, Any] | None
 ) -> int | None:
-    value = (
-        analysis.display_category(base.get(column), choices)
-        if base is not None
-        else analysis.most_common(training[column], choices)
-    )
+    if kept is not None:
+        value = kept[column]
+    elif base is not None:
+        value = analysis.display_category(base.get(column), choices)
+    else:
+        value = analysis.most_common(training[column], choices)
     options = list(choices.values())
     return options.index(value) if value in options else None
 
@@ -129,10 +137,11 @@ st.caption(
     "computed only when you press **Predict**, by the same code as `building-energy predict`."
 )
 labels = analysis.building_labels(buildings)
+last = st.session_state.get(LAST_SUBMITTED)
 prefill = st.selectbox(
     "Start from an existing building (optional)",
     options=list(labels),
-    index=None,
+    index=list(labels).index(last["prefill"]) if last and last["prefill"] in labels else None,
     format_func=labels.__getitem__,
     placeholder="Type a name or an OSEBuildingID…",
     key="prefill",
@@ -140,6 +149,7 @@ prefill = st.selectbox(
 base = analysis.building_by_id(buildings, prefill) if prefill is not None else None
 # Widget keys carry the chosen building, so picking another one refills the form with its values.
 suffix = "new" if prefill is None else str(prefill)
+kept = last["values"] if last and last["suffix"] == suffix else None
 
 values: dict[str, Any] = {}
 with st.form("building"):
@@ -149,7 +159,7 @@ with st.form("building"):
             values[column] = st.selectbox(
                 label,
                 options=list(choices[column].values()),
-                index=_category_default(column, base, training, choices[column]),
+                index=_category_default(column, base, training, choices[column], kept),
                 placeholder="unknown",
                 key=f"{column}@{suffix}",
             )
@@ -158,7 +168,7 @@ with st.form("building"):
             values[column] = st.number_input(
                 label,
                 min_value=0.0,
-                value=_number_default(column, base, training),
+                value=_number_default(column, base, training, kept),
                 step=1000.0,
                 format="%.0f",
                 key=f"{column}@{suffix}",
@@ -167,7 +177,7 @@ with st.form("building"):
         for column, (label, number_format, step) in BUILDING_FIELDS.items():
             values[column] = st.number_input(
                 label,
-                value=_number_default(column, base, training),
+                value=_number_default(column, base, training, kept),
                 step=step,
                 format=number_format,
                 key=f"{column}@{suffix}",
@@ -183,5 +193,12 @@ if submitted:
         st.error(f"The model could not score this building ({type(failure).__name__}: {failure}).")
         st.stop()
     # Kept for the session (and for tests): the record and exactly what predict_frame returned for it.
-    st.session_state["prediction"] = {"row": row, "output": output}
+    st.session_state["prediction"] = {"row": row, "output": output, "model": shared.model_key(loaded)}
+    st.session_state[LAST_SUBMITTED] = {"prefill": prefill, "suffix": suffix, "values": dict(values)}
     _show_result(loaded, row, output, training)
+else:
+    # Back from another page: the last result, if it is for the building the form shows and the same model.
+    shown = st.session_state.get("prediction")
+    row = analysis.building_row(values, base)
+    if shown and shown.get("model") == shared.model_key(loaded) and shown["row"].equals(row):
+        _show_result(loaded, shown["row"], shown["output"], training)
