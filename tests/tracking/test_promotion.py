@@ -19,13 +19,15 @@ from mlflow.entities import Run
 
 from building_energy.cli import main
 from building_energy.config import get_config
-from building_energy.models.artifacts import load_artifact
+from building_energy.loopback import free_port
+from building_energy.models.artifacts import ModelLoadError, load_artifact
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.record import TrainingRecord
 from building_energy.tracking.registry import (
     CV_SCORE_METRIC,
     PromotionDecision,
     decide_promotion,
+    load_registered_model,
     promote_if_not_worse,
     promote_version,
 )
@@ -341,3 +343,22 @@ def test_an_unreachable_store_never_takes_training_down(
     written = {p.relative_to(result.output).as_posix() for p in result.output.rglob("*") if p.is_file()}
     assert written >= TRAINING_OUTPUTS
     assert load_artifact(result.output / "model.joblib")["metadata"]["profile"] == "tiny"
+
+
+def test_a_store_that_cannot_be_read_is_not_reported_as_a_missing_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrupt database or a dead server is the store's fault: saying the version does not exist would send
+    the user looking for the wrong thing (and a corrupt file gave a traceback)."""
+    corrupt = tmp_path / "mlflow.db"
+    corrupt.write_bytes(b"this is not an SQLite database " * 100)
+    dead_server = f"http://127.0.0.1:{free_port()}"
+    for store in (f"sqlite:///{corrupt}", dead_server):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+        assert main(["promote", "--version", "1"]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: the MLflow store at {store} could not be read: "), error
+        assert "has no version" not in error and "Traceback" not in error
+        assert len(error.strip().splitlines()) == 1
+        with pytest.raises(ModelLoadError, match=r"models:/building-energy@champion: the MLflow store at .* could not"):
+            load_registered_model("models:/building-energy@champion")

@@ -41,6 +41,23 @@ REASON_TAG = "promotion_reason"
 PROMOTION_LOCK_SUFFIX = ".promotion.lock"
 # How often a promotion compares again when the champion moves while it compares; beyond that it gives up.
 _MAX_DECISIONS = 5
+# What MLflow answers for a version or alias that is not there (a SQLite store and a server alike); any
+# other failure is the store's, not the user's reference.
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def is_not_found(error: BaseException) -> bool:
+    """Whether an MLflow error says the version or alias asked for does not exist (rather than that the store
+    could not be reached or read)."""
+    return getattr(error, "error_code", None) in _NOT_FOUND_CODES
+
+
+def store_failure(store: str, error: BaseException) -> str:
+    """One line for a store that could not be reached or read (a dead server, a corrupt database)."""
+    first_line = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+    return f"the MLflow store at {store} could not be read: {type(error).__name__}: {first_line}"
+
+
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
@@ -254,6 +271,7 @@ def promote_version(
     """Make ``version`` of ``target``'s model the champion unconditionally (rollback); return the previous
     champion's version."""
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
 
     config = config or get_config()
     uri = resolve_tracking_uri(config, tracking_uri)
@@ -263,11 +281,15 @@ def promote_version(
         # MLflow would create an empty store here and then report the version missing.
         raise TrackingError(f"no MLflow store at {database}; train a model with `building-energy train` first")
     with bounded_http(config), promotion_lock(uri):
-        mlflow_client = client(uri)
         try:
+            mlflow_client = client(uri)
             chosen = mlflow_client.get_model_version(name, str(version))
         except MlflowException as error:
-            raise TrackingError(f"{name} has no version {version} in {uri}: {error.message}") from error
+            if is_not_found(error):
+                raise TrackingError(f"{name} has no version {version} in {uri}: {error.message}") from error
+            raise TrackingError(store_failure(uri, error)) from error
+        except SQLAlchemyError as error:  # a corrupt or foreign SQLite file
+            raise TrackingError(store_failure(uri, error)) from error
         previous = champion_version(mlflow_client, config, target)
         mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
         _mark(mlflow_client, name, chosen, "champion")
@@ -282,6 +304,7 @@ def load_registered_model(uri: str, config: Settings | None = None, tracking_uri
     """Load ``models:/name@alias`` or ``models:/name/version``: the run's ``model.joblib``, checksum verified."""
     import mlflow
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
 
     config = config or get_config()
     reference = parse_models_uri(uri)
@@ -291,8 +314,8 @@ def load_registered_model(uri: str, config: Settings | None = None, tracking_uri
         # MLflow would create an empty store here and then report the model missing.
         raise ModelLoadError(f"{uri}: no MLflow store at {database}; train a model with `building-energy train`")
     with bounded_http(config):
-        mlflow_client = client(store)
         try:
+            mlflow_client = client(store)
             version = (
                 mlflow_client.get_model_version_by_alias(reference.name, reference.alias)
                 if reference.alias is not None
@@ -300,7 +323,11 @@ def load_registered_model(uri: str, config: Settings | None = None, tracking_uri
             )
             run = mlflow_client.get_run(str(version.run_id))
         except MlflowException as error:
-            raise ModelLoadError(f"{uri}: not found in the registry at {store}: {error.message}") from error
+            if is_not_found(error):
+                raise ModelLoadError(f"{uri}: not found in the registry at {store}: {error.message}") from error
+            raise ModelLoadError(f"{uri}: {store_failure(store, error)}") from error
+        except SQLAlchemyError as error:  # a corrupt or foreign SQLite file
+            raise ModelLoadError(f"{uri}: {store_failure(store, error)}") from error
         expected = run.data.tags.get(MODEL_SHA_TAG)
         if not expected:
             raise ModelIntegrityError(f"{uri}: run {version.run_id} records no {MODEL_SHA_TAG}; refusing to load")
