@@ -22,10 +22,12 @@ from mlflow import MlflowClient
 import building_energy
 from building_energy.cli import main
 from building_energy.config import get_config
-from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED
+from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED, TARGET_KBTU
 from building_energy.models.artifacts import ModelIntegrityError, ModelLoadError
+from building_energy.models.compare_pipelines import recorded_split
 from building_energy.models.loading import load_model
-from building_energy.models.train import TrainingResult
+from building_energy.models.train import TrainingResult, predictions_sha256, prepare_xy
+from building_energy.preprocessing.preprocessor import remove_outliers
 from building_energy.tracking.record import TrainingRecord
 from building_energy.tracking.runs import track_training
 from building_energy.tracking.store import using_store
@@ -70,6 +72,15 @@ def test_the_run_records_params_metrics_tags_and_artifacts(recorded: TrainingRec
     assert tags["data_sha256"] == shipped.metadata["data_sha256"]
     assert tags["version.scikit-learn"] == sklearn.__version__
     assert tags["model_sha256"] == hashlib.sha256(shipped.model_path.read_bytes()).hexdigest()
+    # Recomputed from the data: the rows the model trained on (the City's outliers left out) and its test rows.
+    train_rows, test_rows = recorded_split(shipped.metadata, Path(shipped.metadata["data_path"]), get_config())
+    X_train, X_test = (prepare_xy(rows, TARGET_KBTU)[0] for rows in (remove_outliers(train_rows), test_rows))
+    model = load_model(shipped.model_path).model
+    assert tags["predictions_sha256"] == predictions_sha256(model, X_train, X_test)
+    # The registry alone says which code, data and model a version is.
+    version = client.get_model_version(TRACKING.registered_model, recorded.tracked.model_version)
+    for key in ("git_commit", "data_sha256", "model_sha256", "predictions_sha256"):
+        assert version.tags[key] == tags[key]
 
     logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "artifacts")}
     assert logged >= TRAINING_OUTPUTS

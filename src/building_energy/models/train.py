@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -85,6 +87,14 @@ def fit_stack(
     return model, searches
 
 
+def predictions_sha256(model: Any, *frames: pd.DataFrame) -> str:
+    """SHA-256 of ``model``'s predictions on ``frames`` (float64, in order): the same for the same data, code and
+    config, so it tells two models apart by what they compute. The model file's own checksum cannot: pickling
+    a fitted pipeline is not byte-stable (and the file also holds the training date)."""
+    predictions = np.concatenate([np.asarray(model.predict(frame), dtype="<f8") for frame in frames])
+    return hashlib.sha256(predictions.tobytes()).hexdigest()
+
+
 def train_model(
     data_path: Path | None = None,
     output_dir: Path | None = None,
@@ -144,6 +154,7 @@ def train_model(
             "input_features": list(fitted[:1].get_feature_names_out()),
             "feature_names": list(fitted[:-1].get_feature_names_out()),
             "metrics": metrics,
+            "predictions_sha256": predictions_sha256(model, X_train, X_test),
             "training_seconds": round(time.perf_counter() - started, 2),
             "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }

@@ -113,6 +113,9 @@ def run_metrics(result: TrainingResult) -> list[tuple[str, float, int]]:
     return rows
 
 
+PREDICTIONS_SHA_TAG = "predictions_sha256"
+
+
 def run_tags(result: TrainingResult, model_sha256: str) -> dict[str, str]:
     """Provenance: code, data, libraries and the model artifact's checksum."""
     metadata = result.metadata
@@ -124,6 +127,8 @@ def run_tags(result: TrainingResult, model_sha256: str) -> dict[str, str]:
         "profile": str(metadata["profile"]),
         "target": str(metadata["target"]),
         MODEL_SHA_TAG: model_sha256,
+        # What the model computes, which the file's checksum does not pin down (see train.predictions_sha256).
+        PREDICTIONS_SHA_TAG: str(metadata.get(PREDICTIONS_SHA_TAG, "unknown")),
     }
     tags.update({f"version.{package}": str(version) for package, version in metadata["versions"].items()})
     return tags
@@ -259,7 +264,8 @@ def track_training(
         with mlflow.start_run(experiment_id=experiment_id, run_name=config.tracking.run_name) as run:
             run_id = run.info.run_id
             mlflow.log_params(run_params(result))
-            mlflow.set_tags(run_tags(result, model_sha256))
+            provenance = run_tags(result, model_sha256)
+            mlflow.set_tags(provenance)
             for key, value, step in run_metrics(result):
                 mlflow.log_metric(key, value, step=step)
             mlflow.set_tags(comparison_tags(comparison))
@@ -276,6 +282,9 @@ def track_training(
             name = config.tracking.model_name(target)
             info = log_sklearn_model(model, inputs, result, name)
             version = str(info.registered_model_version)
+            # Provenance on the version too, so the registry alone answers "which code, data and model".
+            for key in ("git_commit", "data_sha256", MODEL_SHA_TAG, PREDICTIONS_SHA_TAG):
+                mlflow_client.set_model_version_tag(name, version, key, provenance[key])
             decision = promote_if_not_worse(
                 mlflow_client, version, cv_score(result.metrics), config, target, veto=promotion_veto(comparison)
             )
