@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from building_energy.config import get_config
+from building_energy.config import ConfigError, get_config
 from building_energy.logs import configure_logging
 
 logger = logging.getLogger("building_energy")
@@ -98,6 +98,11 @@ def _bench(args: argparse.Namespace) -> int:
 
     from building_energy.models.bench import format_benchmark, paired_difference, run_benchmark
 
+    if args.output is not None:
+        # Checked before the benchmark runs (minutes to hours), not when its results are to be written.
+        if args.output.is_dir():
+            raise ValueError(f"{args.output}: is a directory; give the per-fold CSV's file name")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
     seeds = tuple(args.seeds)
     common = {"data_path": args.data, "profile": args.profile, "seeds": seeds, "n_folds": args.folds}
     with_score = run_benchmark(**common, use_energy_star=not args.no_energy_star, target=args.target)
@@ -167,7 +172,7 @@ def _tune(args: argparse.Namespace) -> int:
         default_trials = config.tuning.stack_trials if learner == STACK else config.tuning.trials
         result = tune_in_workers(
             learner,
-            n_trials=args.trials or default_trials,
+            n_trials=args.trials if args.trials is not None else default_trials,
             workers=args.workers,
             storage=args.storage,
             study_name=args.study if len(learners) == 1 else None,
@@ -207,7 +212,7 @@ def _add_tracking_commands(sub: argparse._SubParsersAction) -> None:
 
     ui = sub.add_parser("ui", help="the MLflow UI on the project's tracking store")
     ui.add_argument("--host", default=None, help=f"default {config.tracking.ui_host}")
-    ui.add_argument("--port", type=int, default=None, help=f"default {config.tracking.ui_port}")
+    ui.add_argument("--port", type=_port, default=None, help=f"default {config.tracking.ui_port}")
     ui.set_defaults(handler=_ui)
 
 
@@ -255,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_data(bench)
     bench.add_argument("--profile", choices=sorted(config.profiles), default="full")
     bench.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    bench.add_argument("--folds", type=int, default=config.cv_folds)
+    bench.add_argument("--folds", type=_at_least(2), default=config.cv_folds)
     score_arms = bench.add_mutually_exclusive_group()
     score_arms.add_argument("--no-energy-star", action="store_true")
     score_arms.add_argument(
@@ -277,13 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--trials",
-        type=int,
+        type=_at_least(1),
         default=None,
         help=f"finished trials wanted (default {config.tuning.trials}, stack {config.tuning.stack_trials})",
     )
     tune.add_argument("--profile", default="full", help="stack only: the profile the study starts from")
     tune.add_argument("--target", choices=["energy", "ghg"], default="energy")
-    tune.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
+    tune.add_argument("--workers", type=_at_least(1), default=1, help="local worker processes sharing the study")
     tune.add_argument("--storage", default=None, help="journal file path or RDB URL (default: config tuning.storage)")
     tune.add_argument("--study", default=None, help="study name (default: learner-target-es)")
     tune.add_argument("--no-energy-star", action="store_true")
@@ -292,13 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = sub.add_parser("dashboard", help="serve the Streamlit dashboard (predict, batch, model, data)")
     dashboard.add_argument("--model", default=None, help="model path or models:/ URI (default: config dashboard)")
     dashboard.add_argument("--address", default=None, help=f"default {config.dashboard.address}")
-    dashboard.add_argument("--port", type=int, default=None, help=f"default {config.dashboard.port}")
+    dashboard.add_argument("--port", type=_port, default=None, help=f"default {config.dashboard.port}")
     dashboard.set_defaults(handler=_dashboard)
     serve = sub.add_parser("serve", help="serve the prediction API (FastAPI under uvicorn)")
     serve.add_argument("--host", default=None, help=f"default {config.api.host}")
-    serve.add_argument("--port", type=int, default=None, help=f"default {config.api.port}")
+    serve.add_argument("--port", type=_port, default=None, help=f"default {config.api.port}")
     serve.add_argument("--model", default=None, help="model path or models:/ URI (default: config api)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, each with the model")
+    serve.add_argument("--workers", type=_at_least(1), default=1, help="uvicorn worker processes, each with the model")
     serve.set_defaults(handler=_serve)
     _add_tracking_commands(sub)
     return parser
@@ -314,6 +319,24 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _count(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    # The OS would take 99999 modulo 65536 and listen on another port than the one logged.
+    value = _count(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {value}")
     return value
 
 
@@ -341,6 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"error: configuration: {error}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from building_energy.cli import build_parser, main
+from building_energy.config import config_file
 from building_energy.models.train import TrainingResult
 
 pytestmark = pytest.mark.slow
@@ -112,6 +113,56 @@ def test_a_bad_setting_is_one_line_naming_it_even_for_help(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.startswith("error: configuration: paths: Field required; ")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.integration
+def test_a_misspelt_or_malformed_setting_is_refused_not_ignored(tmp_path: Path) -> None:
+    """Before, each of these left the default in force without a word, or printed a YAML traceback."""
+    misspelt_key = tmp_path / "misspelt.yaml"
+    document = yaml.safe_load(config_file().read_text())
+    document["features"]["n_surfce_clusters"] = 9
+    misspelt_key.write_text(yaml.safe_dump(document))
+    not_yaml, a_list = tmp_path / "broken.yaml", tmp_path / "list.yaml"
+    not_yaml.write_text("a: [1,\n")
+    a_list.write_text("- 1\n")
+    cases = [
+        ({"BE_CONFIG": str(misspelt_key)}, "error: configuration: features.n_surfce_clusters: Extra inputs are not"),
+        ({"BE_DASHBOARD__PROT": "1"}, "error: configuration: dashboard.prot: Extra inputs are not permitted"),
+        ({"BE_CV_FOLD": "3"}, "error: configuration: BE_CV_FOLD: no such setting"),
+        ({"BE_CONFIG": str(not_yaml)}, f"error: configuration: {not_yaml}: not valid YAML ("),
+        ({"BE_CONFIG": str(a_list)}, f"error: configuration: {a_list}: the file must map setting names to values"),
+        ({"BE_CONFIG": str(tmp_path)}, f"error: configuration: {tmp_path} is a directory, not a configuration file"),
+    ]
+    for environment, message in cases:
+        result = _console("--help", **environment)
+        assert result.returncode == 2, (environment, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--port", "99999"], "argument --port: must be a port from 1 to 65535, got 99999"),
+        (["dashboard", "--port", "0"], "argument --port: must be a port from 1 to 65535, got 0"),
+        (["tune", "--trials", "0"], "argument --trials: must be 1 or more, got 0"),
+        (["bench", "--folds", "1"], "argument --folds: must be 2 or more, got 1"),
+        (["serve", "--workers", "0"], "argument --workers: must be 1 or more, got 0"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_refuses_a_directory_as_output_before_it_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A missing data file as well: had the benchmark run first, that would be the error.
+    argv = ["bench", "--profile", "tiny", "--data", str(tmp_path / "absent.csv"), "--output", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: is a directory; give the per-fold CSV's file name"
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
@@ -18,6 +20,13 @@ from pydantic_settings import (
 
 # A learner's own parameter names, each with the candidates its grid search tries.
 ParamGrid = dict[str, Annotated[list[Any], Field(min_length=1)]]
+
+
+class Section(BaseModel):
+    """A section of the configuration: an unknown key is refused (a misspelt setting would fall back to its
+    default without a word)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ProfileGrids(BaseModel):
@@ -31,7 +40,7 @@ class ProfileGrids(BaseModel):
     svr: ParamGrid
 
 
-class Paths(BaseModel):
+class Paths(Section):
     data: Path
     shared_data_dir: Path
     artifacts: Path
@@ -39,7 +48,7 @@ class Paths(BaseModel):
     expected_sha256: str
 
 
-class FeatureParams(BaseModel):
+class FeatureParams(Section):
     downtown_lat: float
     downtown_lon: float
     n_surface_clusters: int = Field(gt=1)
@@ -56,7 +65,7 @@ class FeatureParams(BaseModel):
     energy_star_scorable_use_types: list[str] = Field(min_length=1)
 
 
-class DashboardSettings(BaseModel):
+class DashboardSettings(Section):
     """The Streamlit dashboard: which model it shows and how it is served."""
 
     # A ``model.joblib`` path or a registry URI (``models:/name/version``); ``None``: paths.artifacts/model.joblib.
@@ -69,14 +78,14 @@ class DashboardSettings(BaseModel):
     top_drivers: int = Field(gt=0)
 
 
-class SearchSpace(BaseModel):
+class SearchSpace(Section):
     kind: Literal["int", "float"]
     low: float
     high: float
     log: bool = False
 
 
-class TuningSettings(BaseModel):
+class TuningSettings(Section):
     """Optuna studies: where they are stored and what each learner's search space is."""
 
     # A journal file path (several local processes) or an RDB URL such as postgresql://... (a cluster).
@@ -93,11 +102,11 @@ class TuningSettings(BaseModel):
     stack_spaces: dict[str, dict[str, SearchSpace]]
 
 
-class IntervalParams(BaseModel):
+class IntervalParams(Section):
     level: float = Field(gt=0, lt=1)
 
 
-class TrackingSettings(BaseModel):
+class TrackingSettings(Section):
     """Where MLflow records runs and registers models, and when a new version becomes the champion."""
 
     # ``MLFLOW_TRACKING_URI`` overrides it; a relative SQLite path is relative to the working directory.
@@ -125,7 +134,7 @@ class TrackingSettings(BaseModel):
         return self.registered_model if target == "energy" else f"{self.registered_model}-{target}"
 
 
-class PrototypeParams(BaseModel):
+class PrototypeParams(Section):
     """The notebook's prototype LightGBM, the baseline ``building-energy compare`` measures the package against."""
 
     n_estimators: int = Field(gt=0)
@@ -133,13 +142,13 @@ class PrototypeParams(BaseModel):
     num_leaves: int = Field(gt=1)
 
 
-class CompareSettings(BaseModel):
+class CompareSettings(Section):
     # The package's test MAE may exceed the prototype's by at most this fraction.
     mae_tolerance: float = Field(ge=0)
     prototype: PrototypeParams
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(Section):
     """The prediction API (``building-energy serve``): which model it serves and what a request may be."""
 
     # A ``model.joblib`` path or a registry URI (``models:/name@alias``); ``None``: paths.artifacts/model.joblib.
@@ -209,10 +218,40 @@ def config_file() -> Path:
     return Path(override) if override else Path(str(resources.files(__package__) / "default.yaml"))
 
 
+class ConfigError(ValueError):
+    """A configuration that cannot be read: a malformed file, or an environment variable naming no setting."""
+
+
+def unknown_environment_settings(environ: Mapping[str, str]) -> list[str]:
+    """``BE_*`` variables (bar ``BE_CONFIG``) whose top-level name is no setting: pydantic-settings reads only
+    the names it knows, so ``BE_CV_FOLD=3`` would leave ``cv_folds`` at its default without a word. (A
+    misspelt key inside a section, ``BE_API__PROT``, is refused by the section itself.)"""
+    return sorted(
+        name
+        for name in environ
+        if name.upper().startswith("BE_")
+        and name.upper() != "BE_CONFIG"
+        and name[3:].lower().split("__")[0] not in Settings.model_fields
+    )
+
+
 @functools.cache
 def get_config() -> Settings:
     """The project's configuration, loaded once per process."""
     path = config_file()
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a configuration file")
     if not path.is_file():
         raise FileNotFoundError(f"configuration file not found: {path}")
-    return Settings()
+    unknown = unknown_environment_settings(os.environ)
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: no such setting (BE_<SETTING>, or BE_<SECTION>__<KEY>; settings: "
+            f"{', '.join(sorted(Settings.model_fields))})"
+        )
+    try:
+        return Settings()
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+    except TypeError as error:  # a YAML list or scalar where the settings' mapping should be
+        raise ConfigError(f"{path}: the file must map setting names to values ({error})") from error
