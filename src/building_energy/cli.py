@@ -286,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"finished trials wanted (default {config.tuning.trials}, stack {config.tuning.stack_trials})",
     )
-    tune.add_argument("--profile", default="full", help="stack only: the profile the study starts from")
+    tune.add_argument(
+        "--profile", choices=sorted(config.profiles), default="full", help="stack only: the profile it starts from"
+    )
     tune.add_argument("--target", choices=["energy", "ghg"], default="energy")
     tune.add_argument("--workers", type=_at_least(1), default=1, help="local worker processes sharing the study")
     tune.add_argument("--storage", default=None, help="journal file path or RDB URL (default: config tuning.storage)")

@@ -200,6 +200,11 @@ def test_a_utf16_export_reads_like_utf8(tmp_path: Path) -> None:
     assert read_buildings_csv(utf16)[0]["PrimaryPropertyType"].tolist() == ["Café Hotel"]
 
 
+def test_a_directory_is_not_called_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match=rf"^{tmp_path}: is a directory, not a CSV$"):
+        read_buildings_csv(tmp_path)
+
+
 def test_a_binary_file_is_refused_but_a_stray_nul_in_a_cell_is_not(tmp_path: Path) -> None:
     without_bom = tmp_path / "utf16-without-bom.csv"
     without_bom.write_bytes((HEADER + "7,Hotel,88434,1927\n").encode("utf-16-le"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import joblib
@@ -10,14 +11,16 @@ import pytest
 
 from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID
+from building_energy.data.schema import DataValidationError
 from building_energy.models.compare_pipelines import (
     COMPARED_METRICS,
     REPORT_JOBLIB,
     REPORT_JSON,
+    compare_pipelines,
     recorded_split,
     run_prototype,
 )
-from building_energy.models.train import TARGET_COLUMNS, TrainingResult
+from building_energy.models.train import TARGET_COLUMNS, TrainingResult, train_model
 from building_energy.tracking.record import TrainingRecord
 from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT
 
@@ -69,3 +72,14 @@ def test_retraining_with_the_same_seed_gives_bit_identical_predictions(
     assert repro["identical_predictions"]
     assert repro["max_abs_diff_kbtu"] == 0.0
     assert repro["n_predictions"] == report["split"]["n_test"]
+
+
+def test_compare_names_both_files_when_the_models_data_is_gone(data_path: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved.csv"
+    shutil.copyfile(data_path, moved)
+    trained = train_model(data_path=moved, output_dir=tmp_path / "model", profile="tiny")
+    moved.unlink()
+    paths = get_config().paths.model_copy(update={"data": tmp_path / "configured.csv"})
+    config = get_config().model_copy(update={"paths": paths})
+    with pytest.raises(DataValidationError, match=rf"was trained on {moved}, which is gone, and the configured data"):
+        compare_pipelines(trained.model_path, output_dir=tmp_path / "report", config=config)

@@ -149,7 +149,7 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataValidationError(f"{path}: no such file")
+        raise DataValidationError(f"{path}: {'is a directory, not a CSV' if path.is_dir() else 'no such file'}")
     if path.stat().st_size == 0:
         raise DataValidationError(f"{path}: the file is empty")
     last_error: Exception | None = None

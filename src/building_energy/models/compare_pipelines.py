@@ -21,6 +21,7 @@ from sklearn.base import clone
 
 from building_energy.config import PrototypeParams, Settings, get_config
 from building_energy.data.columns import BUILDING_ID
+from building_energy.data.schema import DataValidationError
 from building_energy.files import write_bytes_atomically
 from building_energy.models.artifacts import dump_joblib_bytes, training_lock
 from building_energy.models.evaluate import metrics_real
@@ -199,6 +200,11 @@ def compare_pipelines(
         # recorded_split checks that it yields the recorded test buildings.
         recorded_file = Path(str(loaded.metadata.get("data_path", "")))
         data_path = recorded_file if recorded_file.is_file() else Path(config.paths.data)
+        if not Path(data_path).is_file():
+            raise DataValidationError(
+                f"{loaded.source} was trained on {recorded_file}, which is gone, and the configured data "
+                f"{config.paths.data} is missing too; give the data file (--data)"
+            )
     train_rows, test_rows = recorded_split(loaded.metadata, Path(data_path), config)
     # Not while a training writes the same folder (its own comparison report included).
     with training_lock(Path(output_dir)):
