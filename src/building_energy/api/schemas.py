@@ -85,12 +85,14 @@ class BuildingIn(BaseModel):
     building_type: Category | None = Field(
         None,
         alias="BuildingType",
-        description="e.g. 'NonResidential', 'Campus'; not a multifamily type, which the model was not trained on",
+        description="e.g. 'NonResidential', 'Campus'; not a multifamily, single-family or 'Residential' type in any "
+        "spelling, which the model was not trained on (422 out_of_scope)",
     )
     primary_property_type: Category = Field(
         alias="PrimaryPropertyType",
-        description="e.g. 'Hotel', 'Small- and Mid-Sized Office', 'K-12 School'; a multifamily type only with the "
-        "BuildingType of a non-residential building",
+        description="e.g. 'Hotel', 'Small- and Mid-Sized Office', 'K-12 School'; a multifamily, single-family, "
+        "apartment or 'Residential' type only with the BuildingType of a non-residential building (else 422 "
+        "out_of_scope)",
     )
     year_built: int = Field(alias="YearBuilt", ge=1800, le=2030)
     # The data schema's lower bound, so that the OpenAPI schema promises no total that scoring refuses.
