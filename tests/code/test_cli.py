@@ -399,8 +399,10 @@ def test_tune_stack_prints_the_best_trial_as_a_profile(
 ) -> None:
     journal = str(tmp_path / "journal.log")
     argv = ["tune", "--learner", "stack", "--trials", "1", "--storage", journal, "--data", str(data_path)]
-    assert main([*argv, "--profile", "no-such-profile"]) == 2
-    assert "unknown profile 'no-such-profile'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # refused as the command line is read, like train's
+        main([*argv, "--profile", "no-such-profile"])
+    assert exit_info.value.code == 2
+    assert "argument --profile: invalid choice: 'no-such-profile'" in capsys.readouterr().err
 
     assert main([*argv, "--profile", "tiny"]) == 0
     out = capsys.readouterr().out
