@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,10 +302,17 @@ def test_two_workers_log_every_request(live_two_workers: str, tmp_path: Path) ->
     """The workers are spawned processes: without the command's logging they logged no request at all."""
     for _ in range(3):
         assert httpx.post(f"{live_two_workers}/predict", json=EXAMPLE_BUILDING, timeout=60).status_code == 200
-    records = [
-        json.loads(line.split(": ", 1)[1])
-        for line in (tmp_path / "server.log").read_text().splitlines()
-        if " INFO building_energy.api.access: " in line
-    ]
-    requests = [(record["method"], record["path"], record["status"]) for record in records]
-    assert requests.count(("POST", "/predict", 200)) == 3
+
+    def logged_posts() -> int:
+        records = [
+            json.loads(line.split(": ", 1)[1])
+            for line in (tmp_path / "server.log").read_text().splitlines()
+            if " INFO building_energy.api.access: " in line
+        ]
+        return [(r["method"], r["path"], r["status"]) for r in records].count(("POST", "/predict", 200))
+
+    # A request is logged once its answer has gone: the last line may land just after the client has it.
+    deadline = time.monotonic() + 60
+    while logged_posts() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert logged_posts() == 3
