@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.utils.estimator_checks import check_estimator
 
 from building_energy.models.explain import LOCATION, explain
 from building_energy.models.intervals import (
@@ -15,10 +17,16 @@ from building_energy.models.intervals import (
     stack_residuals,
 )
 from building_energy.models.loading import load_model
-from building_energy.models.pipeline import interval_groups
+from building_energy.models.pipeline import ConformalMetaLearner, interval_groups
 from building_energy.models.train import TrainingResult, prepare_xy
 
 pytestmark = pytest.mark.slow
+
+
+def test_the_meta_learner_keeping_residuals_passes_scikit_learns_estimator_checks() -> None:
+    results = check_estimator(ConformalMetaLearner(LinearRegression(positive=True)), on_fail=None)
+    failed = {result["check_name"]: str(result["exception"]) for result in results if result["status"] == "failed"}
+    assert failed == {}
 
 
 def test_conformal_halfwidth_is_the_corrected_quantile() -> None:

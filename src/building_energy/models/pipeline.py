@@ -16,7 +16,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import TargetEncoder
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 from xgboost import XGBRegressor
 
@@ -87,13 +87,14 @@ class ConformalMetaLearner(RegressorMixin, BaseEstimator):
         self.estimator = estimator
 
     def fit(self, X: np.ndarray, y: Any) -> Self:
+        X, y = validate_data(self, X, y, y_numeric=True)
         self.estimator_ = clone(self.estimator).fit(X, y)
         self.residuals_ = np.asarray(y, dtype=float) - np.asarray(self.estimator_.predict(X), dtype=float)
-        self.n_features_in_ = np.shape(X)[1]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False)
         return np.asarray(self.estimator_.predict(X), dtype=float)
 
 
