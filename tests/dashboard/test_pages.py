@@ -363,6 +363,47 @@ def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
     assert texts(app.success) == ["5 of 5 rows scored, 0 could not be."]
 
 
+def test_an_uploaded_file_and_its_result_are_still_there_after_another_page(
+    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame
+) -> None:
+    rows = raw_buildings.loc[raw_buildings["BuildingType"] == "NonResidential"].head(5)
+    payload = rows.drop(columns="LargestPropertyUseTypeGFA").to_csv(index=False).encode()
+    app = open_page("Batch")
+    app.file_uploader(key="upload").upload("renamed.csv", payload, "text/csv")
+    app.run()
+    app.checkbox(key="allow_absent").check().run()
+    scored = app.dataframe[0].value
+
+    app.switch_page(PAGES["Data"]).run()
+    app.switch_page(PAGES["Batch"]).run()
+    assert texts(app.exception) == [] and texts(app.error) == []
+    assert any("`renamed.csv`" in text for text in texts(app.info))
+    assert app.checkbox(key="allow_absent").value  # the choice it was scored with
+    pd.testing.assert_frame_equal(app.dataframe[0].value, scored)
+    app.run()  # any rerun (a download, the checkbox) keeps it
+    assert texts(app.success) == ["5 of 5 rows scored, 0 could not be."]
+    app.checkbox(key="allow_absent").uncheck().run()
+    assert "no column for ['LargestPropertyUseTypeGFA']" in texts(app.error)[0]
+
+    app.button(key="forget_upload").click().run()
+    assert app.dataframe == [] and texts(app.info) == [] and texts(app.error) == []
+
+
+def test_a_file_taken_out_of_the_uploader_is_forgotten(
+    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame
+) -> None:
+    payload = raw_buildings.loc[raw_buildings["BuildingType"] == "NonResidential"].head(5).to_csv(index=False).encode()
+    app = open_page("Batch")
+    app.file_uploader(key="upload").upload("buildings.csv", payload, "text/csv")
+    app.run()
+    assert texts(app.success) == ["5 of 5 rows scored, 0 could not be."]
+    app.file_uploader(key="upload").clear().run()
+    assert app.dataframe == [] and texts(app.info) == []
+    app.switch_page(PAGES["Model"]).run()
+    app.switch_page(PAGES["Batch"]).run()
+    assert app.dataframe == [] and texts(app.info) == []
+
+
 def test_per_square_foot_figures_keep_three_significant_digits_when_small() -> None:
     from building_energy.dashboard.analysis import per_sqft_text
 

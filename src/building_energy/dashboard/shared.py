@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -109,6 +110,18 @@ def importance(_loaded: LoadedModel, key: str, data_path: str, repeats: int, ran
 def energy_star(_loaded: LoadedModel, key: str, data_path: str, scores: Sequence[float]) -> pd.DataFrame:
     X, _, _ = holdout(_loaded, key, data_path)
     return analysis.energy_star_effect(_loaded, X, list(scores))
+
+
+@dataclass(frozen=True)
+class RememberedUpload:
+    """A file uploaded on the Batch page, kept in the session (defined here: a page script is re-executed on
+    every run, and a class defined there would be a new class each time)."""
+
+    name: str
+    data: bytes
+    allow_absent: bool
+    # True while the uploader holds the file; False once it is shown from memory after another page.
+    in_uploader: bool
 
 
 @st.cache_data(show_spinner="Scoring the file…", max_entries=4)
