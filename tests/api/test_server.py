@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from building_energy.api.schemas import EXAMPLE_BUILDING
+from building_energy.config import get_config
 from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.train import TrainingResult
 
@@ -76,6 +78,28 @@ def test_the_live_server_refuses_an_oversized_streamed_body(live_server: tuple[s
         declared = client.post("/predict", content=b" " * (limit + 1), headers={"Content-Type": "application/json"})
         assert declared.status_code == 413
         assert client.get("/health").status_code == 200  # and the server is still up
+
+
+def test_the_live_server_answers_a_declared_oversize_without_waiting_for_the_body(
+    live_server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, _ = live_server
+    host, port = url.removeprefix("http://").split(":")
+    declared = get_config().api.refused_body_drain_bytes + 1  # too large to be worth reading to its end
+    request = (
+        f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\n\r\n{{}}"
+    )
+    # Two bytes of a body declared at 16 MB: a server reading before checking would wait here until the timeout.
+    with socket.create_connection((host, int(port)), timeout=60) as connection:
+        connection.sendall(request.encode())
+        answer = b""
+        while chunk := connection.recv(65_536):  # the server closes the connection after the 413
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert b"connection: close" in head.lower()
+    assert "exceeds the limit" in json.loads(body)["detail"]
 
 
 def test_the_live_server_logs_each_request_and_stops_on_sigint(live_server: tuple[str, subprocess.Popen[str]]) -> None:
