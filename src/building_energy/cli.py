@@ -14,11 +14,9 @@ from pydantic import ValidationError
 
 from building_energy.config import ConfigError, get_config
 from building_energy.logs import configure_logging
+from building_energy.models.learners import LEARNERS
 
 logger = logging.getLogger("building_energy")
-
-# Kept here rather than imported: the parser must not import the model stack (slow) to print --help.
-LEARNER_NAMES = ("extra_trees", "xgboost", "lightgbm", "svr")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -166,7 +164,7 @@ def _tune(args: argparse.Namespace) -> int:
     from building_energy.models.tuning import STACK, format_profile, tune_in_workers
 
     config = get_config()
-    learners = list(LEARNER_NAMES) if args.learner == "all" else [args.learner]
+    learners = list(LEARNERS) if args.learner == "all" else [args.learner]
     for learner in learners:
         options = {"profile": args.profile} if learner == STACK else {}
         default_trials = config.tuning.stack_trials if learner == STACK else config.tuning.trials
@@ -276,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_data(tune)
     tune.add_argument(
         "--learner",
-        choices=[*LEARNER_NAMES, "all", "stack"],
+        choices=[*LEARNERS, "all", "stack"],
         default="all",
         help="one learner, each learner in turn (all), or the whole stack scored like the benchmark (stack)",
     )

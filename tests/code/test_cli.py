@@ -139,6 +139,31 @@ def test_a_misspelt_or_malformed_setting_is_refused_not_ignored(tmp_path: Path) 
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message), result.stderr
 
 
+@pytest.mark.integration
+def test_a_parameter_no_learner_has_is_refused_before_any_work(tmp_path: Path) -> None:
+    """LightGBM and XGBoost take any keyword: a misspelt one left the default in force without a word."""
+    document = yaml.safe_load(config_file().read_text())
+    document["profiles"]["tiny"]["lightgbm"]["num_leafs"] = [4]
+    document["tuning"]["spaces"]["xgboost"]["max_dpeth"] = {"kind": "int", "low": 2, "high": 4}
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump(document))
+    artifacts, journal = tmp_path / "artifacts", tmp_path / "journal.log"
+    commands = [
+        ["train", "--profile", "tiny", "--output", str(artifacts)],
+        ["tune", "--learner", "lightgbm", "--trials", "1", "--storage", str(journal)],
+        ["tune", "--learner", "stack", "--trials", "1", "--storage", str(journal), "--workers", "2"],
+        ["bench", "--profile", "tiny", "--seeds", "1", "--folds", "2"],
+    ]
+    for argv in commands:
+        result = _console(*argv, BE_CONFIG=str(typo))
+        assert result.returncode == 2, (argv, result.stderr)
+        assert result.stderr.splitlines() == [
+            "error: configuration names parameters the learners do not have: profiles.tiny.lightgbm.num_leafs, "
+            "tuning.spaces.xgboost.max_dpeth"
+        ], argv
+    assert not artifacts.exists() and not journal.exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

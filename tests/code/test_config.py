@@ -39,6 +39,22 @@ def test_a_profile_with_an_unknown_learner_is_refused(tmp_path: Path, monkeypatc
         _settings_from(tmp_path, monkeypatch, lambda document: document["profiles"]["fast"].update(catboost={}))
 
 
+def test_tuning_needs_a_space_for_each_learner_and_no_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def rename_svr(document: dict[str, Any]) -> None:
+        document["tuning"]["spaces"]["svm"] = document["tuning"]["spaces"].pop("svr")
+
+    with pytest.raises(
+        ValidationError,
+        match=r"tuning\.spaces\n  Value error, needs one space per learner.*missing \['svr'\], unknown \['svm'\]",
+    ):
+        _settings_from(tmp_path, monkeypatch, rename_svr)
+    with pytest.raises(
+        ValidationError,
+        match=r"tuning\.stack_spaces\n  Value error, names learners the stack does not have: \['catboost'\]",
+    ):
+        _settings_from(tmp_path, monkeypatch, lambda document: document["tuning"]["stack_spaces"].update(catboost={}))
+
+
 def test_a_grid_without_candidates_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def empty_candidates(document: dict[str, Any]) -> None:
         document["profiles"]["full"]["lightgbm"]["num_leaves"] = []

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from building_energy.models.learners import LEARNERS
 
 # A learner's own parameter names, each with the candidates its grid search tries.
 ParamGrid = dict[str, Annotated[list[Any], Field(min_length=1)]]
@@ -99,7 +101,26 @@ class TuningSettings(Section):
     spaces: dict[str, dict[str, SearchSpace]]
     # A trial of the whole stack is five fits of the stack (44 s here), so its study is shorter.
     stack_trials: int = Field(gt=0)
+    # The learners' parameters searched together; the others keep the profile's values.
     stack_spaces: dict[str, dict[str, SearchSpace]]
+
+    @field_validator("spaces")
+    @classmethod
+    def _one_space_per_learner(cls, spaces: dict[str, dict[str, SearchSpace]]) -> dict[str, dict[str, SearchSpace]]:
+        if set(spaces) != set(LEARNERS):
+            raise ValueError(
+                f"needs one space per learner, {list(LEARNERS)}; missing {sorted(set(LEARNERS) - set(spaces))}, "
+                f"unknown {sorted(set(spaces) - set(LEARNERS))}"
+            )
+        return spaces
+
+    @field_validator("stack_spaces")
+    @classmethod
+    def _known_learners(cls, spaces: dict[str, dict[str, SearchSpace]]) -> dict[str, dict[str, SearchSpace]]:
+        unknown = sorted(set(spaces) - set(LEARNERS))
+        if unknown:
+            raise ValueError(f"names learners the stack does not have: {unknown}; known: {list(LEARNERS)}")
+        return spaces
 
 
 class IntervalParams(Section):

@@ -17,6 +17,7 @@ from sklearn.model_selection import KFold
 from building_energy.config import Settings, get_config
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.intervals import predict_interval
+from building_energy.models.pipeline import check_learner_params
 from building_energy.models.train import TARGET_COLUMNS, fit_stack, prepare_xy
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
@@ -80,6 +81,7 @@ def run_benchmark(
     """For each seed, k-fold CV of the full training procedure (tuning included) on all non-residential
     buildings; every held-out fold is scored on its trusted rows only."""
     config = config or get_config()
+    check_learner_params(config)
     target_column = TARGET_COLUMNS[target]
     clean_buildings = preprocess_data(Path(data_path or config.paths.data), target=target_column)
     rows = []

@@ -20,17 +20,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 from xgboost import XGBRegressor
 
-from building_energy.config import Settings
+from building_energy.config import ConfigError, Settings
 from building_energy.data.columns import CATEGORICAL_INPUTS
 from building_energy.features.energy_star import OUTPUT_COLUMN as ENERGY_STAR_INTENSITY
 from building_energy.features.energy_star import SCORABLE_COLUMN, SCORE_COLUMN, EnergyStarIntensity, ScorableUseType
 from building_energy.features.engineer import SIZE_FEATURES, BuildingFeatures
 from building_energy.features.use_flags import UseTypeFlags
 from building_energy.features.use_mix import UseMixEncoder
+from building_energy.models.learners import LEARNERS
 from building_energy.models.monotone_svr import MonotoneSVR
 from building_energy.preprocessing.transformers import CleanBuildings
 
-LEARNERS = ("extra_trees", "xgboost", "lightgbm", "svr")
 AREA_FEATURE = "PropertyGFATotal_log"
 INCREASING_FEATURES: tuple[str, ...] = (*SIZE_FEATURES, ENERGY_STAR_INTENSITY)
 DECREASING_FEATURES: tuple[str, ...] = (SCORE_COLUMN,)
@@ -180,6 +180,32 @@ def make_base_model(name: str, random_state: int, **params: Any) -> Any:
         # Deterministic without a seed. Raw areas left out: their logs carry the size, linearly.
         return MonotoneSVR(ignored_features=RAW_SIZE_FEATURES, **params)
     raise ValueError(f"unknown learner {name!r}; known: {LEARNERS}")
+
+
+def unknown_learner_params(config: Settings) -> list[str]:
+    """Every parameter of a profile's grid or a tuning space that its learner does not have (or every one of
+    a learner the stack does not have), as a dotted path: ``profiles.full.lightgbm.num_leafs``. LightGBM and
+    XGBoost take any keyword, so a misspelt name would leave the default in force without a word."""
+    known = {name: set(make_base_model(name, config.random_state).get_params()) for name in LEARNERS}
+    sections: list[tuple[str, dict[str, Any]]] = [
+        *((f"profiles.{profile}", config.grids(profile)) for profile in config.profiles),
+        ("tuning.spaces", config.tuning.spaces),
+        ("tuning.stack_spaces", config.tuning.stack_spaces),
+    ]
+    return [
+        f"{section}.{learner}.{param}"
+        for section, learners in sections
+        for learner, params in learners.items()
+        for param in params
+        if param not in known.get(learner, ())
+    ]
+
+
+def check_learner_params(config: Settings) -> None:
+    """Refuse a configuration naming a parameter no learner has, before any work."""
+    unknown = unknown_learner_params(config)
+    if unknown:
+        raise ConfigError(f"configuration names parameters the learners do not have: {', '.join(unknown)}")
 
 
 def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str, Any]]:

@@ -20,7 +20,12 @@ from building_energy.data.schema import DataValidationError
 from building_energy.models.artifacts import save_artifacts, training_lock
 from building_energy.models.evaluate import evaluate_model
 from building_energy.models.metadata import git_commit, library_versions
-from building_energy.models.pipeline import LEARNERS, build_learner_pipeline, build_stacking_pipeline
+from building_energy.models.pipeline import (
+    LEARNERS,
+    build_learner_pipeline,
+    build_stacking_pipeline,
+    check_learner_params,
+)
 from building_energy.models.search import SearchResult, grid_search
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
@@ -112,7 +117,8 @@ def train_model(
     default_output = config.paths.artifacts if target_name == "energy" else config.paths.artifacts / target_name
     output_dir = Path(output_dir or default_output)
     target_column = TARGET_COLUMNS[target_name]
-    config.grids(profile)  # fail on an unknown profile before any work
+    config.grids(profile)  # fail on an unknown profile or parameter before any work
+    check_learner_params(config)
 
     started = time.perf_counter()
     # Hashed before it is read, and again before saving: the checksum recorded is that of the bytes trained on.

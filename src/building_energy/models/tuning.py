@@ -33,7 +33,12 @@ from sklearn.model_selection import KFold
 from building_energy.config import SearchSpace, Settings, get_config
 from building_energy.models.bench import benchmark_folds
 from building_energy.models.evaluate import metrics_real
-from building_energy.models.pipeline import LEARNERS, build_learner_pipeline, build_stacking_pipeline
+from building_energy.models.pipeline import (
+    LEARNERS,
+    build_learner_pipeline,
+    build_stacking_pipeline,
+    check_learner_params,
+)
 from building_energy.models.search import NEG_MAE_LOG
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
@@ -122,6 +127,7 @@ def tune_learner(
     config = config or get_config()
     if learner not in LEARNERS:
         raise ValueError(f"unknown learner {learner!r}; known: {LEARNERS}, or {STACK!r} for the whole stack")
+    check_learner_params(config)
     storage_spec = storage or str(config.tuning.storage)
     name = study_name or f"{learner}-{target}-{'es' if use_energy_star else 'no-es'}"
     target_column = TARGET_COLUMNS[target]
@@ -254,9 +260,6 @@ def open_stack_study(
 ) -> optuna.Study:
     """The stack's study; a new one gets the ``base`` profile's own values as its first trial, so that the
     study can only improve on the profile."""
-    unknown = sorted(set(config.tuning.stack_spaces) - set(base))
-    if unknown:
-        raise ValueError(f"tuning.stack_spaces names learners the stack does not have: {unknown}; known: {LEARNERS}")
     study = open_study(name, storage, "maximize", config, worker)
     if not study.trials:
         study.enqueue_trial(
@@ -287,6 +290,7 @@ def tune_stack(
     first trial of a new study is ``profile``'s values of the searched parameters (those it sets).
     """
     config = config or get_config()
+    check_learner_params(config)
     base = profile_values(config, profile)
     name = study_name or stack_study_name(profile, target, use_energy_star)
     target_column = TARGET_COLUMNS[target]
@@ -345,6 +349,7 @@ def tune_in_workers(learner: str, n_trials: int, workers: int = 1, **kwargs: Any
     if workers == 1:
         return tune(learner, n_trials, **kwargs)
     config = kwargs.get("config") or get_config()
+    check_learner_params(config)
     storage = kwargs.pop("storage", None) or str(config.tuning.storage)
     if "://" not in storage:
         # Create the journal before the workers race to.
