@@ -143,7 +143,6 @@ class ServedModel:
         scored = outcome.table
         # score_frame names its columns after the model's target.
         names = GHG_COLUMNS if self.target == "ghg" else {column: column for column in GHG_COLUMNS}
-        has_interval = names[LOWER_COLUMN] in scored and names[UPPER_COLUMN] in scored
         warnings = self.warnings(frame)
         results: list[PredictionOut | list[FieldError]] = []
         for position, building in enumerate(buildings):
@@ -161,9 +160,9 @@ class ServedModel:
                     unit=self.unit,
                     # score_frame turns a non-finite or implausible prediction into a row error (above).
                     prediction=float(row[names[PREDICTION_COLUMN]]),
-                    lower=finite_or_none(row[names[LOWER_COLUMN]]) if has_interval else None,
-                    upper=finite_or_none(row[names[UPPER_COLUMN]]) if has_interval else None,
-                    interval_level=self.interval_level if has_interval else None,
+                    lower=finite_or_none(row[names[LOWER_COLUMN]]),
+                    upper=finite_or_none(row[names[UPPER_COLUMN]]),
+                    interval_level=self.interval_level,
                     model_version=self.version,
                     warnings=warnings[position],
                 )

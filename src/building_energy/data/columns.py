@@ -87,9 +87,3 @@ MULTIFAMILY_BUILDING_TYPES: tuple[str, ...] = (
     "Multifamily MR (5-9)",
     "Multifamily HR (10+)",
 )
-# The PrimaryPropertyType of those buildings (a few campus and non-residential ones have it too).
-MULTIFAMILY_PROPERTY_TYPES: tuple[str, ...] = (
-    "Low-Rise Multifamily",
-    "Mid-Rise Multifamily",
-    "High-Rise Multifamily",
-)

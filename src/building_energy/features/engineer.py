@@ -53,7 +53,11 @@ def add_building_age(buildings: pd.DataFrame, reference_year: int) -> pd.DataFra
 
 
 def add_geographical_features(buildings: pd.DataFrame, centre_lat: float, centre_lon: float) -> pd.DataFrame:
-    """Distance and bearing to downtown, plus rotated coordinates trees can split diagonally on."""
+    """Distance to downtown and direction from it, plus rotated coordinates trees can split diagonally on.
+
+    ``BearingToDowntown`` is, despite its name, the angle of the building seen from downtown, in degrees
+    counter-clockwise from east (90 due north, -90 due south), not a compass bearing. Saved models read it by
+    that name, so it keeps it."""
     out = buildings.copy()
     lat, lon = out["Latitude"], out["Longitude"]
     out["DistanceToDowntownKm"] = haversine_distance(lat, lon, centre_lat, centre_lon)

@@ -25,7 +25,7 @@ from building_energy.data.schema import DataValidationError
 from building_energy.files import write_bytes_atomically
 from building_energy.models.artifacts import dump_joblib_bytes, training_lock
 from building_energy.models.evaluate import metrics_real
-from building_energy.models.loading import LoadedModel, load_model
+from building_energy.models.loading import LoadedModel, is_models_uri, load_model
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
@@ -192,7 +192,7 @@ def compare_pipelines(
     config = config or get_config()
     loaded = model_source if isinstance(model_source, LoadedModel) else load_model(model_source)
     if output_dir is None:
-        if loaded.source.startswith("models:/"):
+        if is_models_uri(loaded.source):
             raise ValueError(f"{loaded.source} has no folder of its own: say where the report goes (--output)")
         output_dir = Path(loaded.source).parent
     if data_path is None:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from building_energy.models.artifacts import load_artifact
+
+MODELS_URI_PREFIX = "models:/"
+
+
+def is_models_uri(source: str | Path) -> TypeGuard[str]:
+    """A registry URI (resolved through MLflow) rather than a model file's path."""
+    return isinstance(source, str) and source.startswith(MODELS_URI_PREFIX)
 
 
 @dataclass
@@ -29,7 +36,7 @@ class LoadedModel:
 def load_model(source: str | Path) -> LoadedModel:
     """Load a model from an artifact path or a registry URI (``models:/building-energy@champion``,
     ``models:/building-energy/3``); either way the ``model.joblib`` is checksum verified before unpickling."""
-    if isinstance(source, str) and source.startswith("models:/"):
+    if is_models_uri(source):
         # Imported here: MLflow is slow to import and only registry URIs need it.
         from building_energy.tracking.registry import load_registered_model
 

@@ -82,12 +82,12 @@ def _record(result: TrainingResult, record: TrainingRecord, config: Settings, tr
         inputs = prepare_xy(test_rows, TARGET_COLUMNS[result.metadata["target"]])[0]
         record.comparison = compare_on_split(loaded, train_rows, test_rows, output_dir, config)
     except Exception as error:  # a failed comparison must not cost the trained model
-        _problem(record, f"comparison failed: {error!r}")
+        _problem(record, f"comparison failed: {error!r}", error)
     try:
         predictions = record.comparison["predictions"] if record.comparison is not None else None
         record.plots = write_evaluation_plots(result.metrics, output_dir, predictions)
     except Exception as error:  # plots are a convenience
-        _problem(record, f"evaluation plots failed: {error!r}")
+        _problem(record, f"evaluation plots failed: {error!r}", error)
     if inputs is None:
         _problem(record, "MLflow tracking skipped: the test rows could not be rebuilt")
         return
@@ -112,8 +112,12 @@ def _record(result: TrainingResult, record: TrainingRecord, config: Settings, tr
         )
 
 
-def _problem(record: TrainingRecord, message: str) -> None:
+def _problem(record: TrainingRecord, message: str, error: BaseException | None = None) -> None:
+    """A step after training failed; the training stands. A bug in the comparison or the plots keeps its
+    traceback in the log (at debug level: a warning of one line is what a user reads)."""
     logger.warning("%s", message)
+    if error is not None:
+        logger.debug("traceback of: %s", message, exc_info=error)
     record.problems.append(message)
 
 

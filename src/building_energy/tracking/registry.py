@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MODELS_URI_PREFIX = "models:/"
 MODEL_SHA_TAG = "model_sha256"
 CV_SCORE_METRIC = "cv_mean_neg_mae_log"
 RUN_ARTIFACTS_DIR = "artifacts"
@@ -76,10 +75,6 @@ class PromotionDecision:
     @property
     def status(self) -> str:
         return "champion" if self.promote else "challenger"
-
-
-def is_models_uri(source: str | Path) -> bool:
-    return isinstance(source, str) and source.startswith(MODELS_URI_PREFIX)
 
 
 def parse_models_uri(uri: str) -> ModelReference:
