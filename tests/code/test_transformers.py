@@ -44,6 +44,19 @@ def test_transform_does_not_mutate_input(buildings: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(cleaned, cleaned_before)
 
 
+def test_no_preprocessing_step_mutates_its_input_in_fit_transform_or_transform(buildings: pd.DataFrame) -> None:
+    y = np.log1p(buildings["SiteEnergyUse(kBtu)"])
+    frame = buildings
+    for name, step in make_preprocessor(get_config(), use_energy_star=True):
+        before = frame.copy()
+        fitted = clone(step)
+        out = fitted.fit_transform(frame, y)
+        pd.testing.assert_frame_equal(frame, before, obj=f"{name}.fit_transform's input")
+        fitted.transform(frame)
+        pd.testing.assert_frame_equal(frame, before, obj=f"{name}.transform's input")
+        frame = out
+
+
 def test_feature_names_survive_to_the_learner(buildings: pd.DataFrame) -> None:
     steps = make_preprocessor(get_config(), use_energy_star=True)
     preprocess = make_pipeline(*(step for _, step in steps))

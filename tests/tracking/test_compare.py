@@ -60,8 +60,10 @@ def test_the_package_test_mae_is_within_5_percent_of_the_notebooks_or_better(
     recorded: TrainingRecord, recorded_folder: Path
 ) -> None:
     report, _ = _report(recorded, recorded_folder)
-    assert report["refactor_metrics"]["mae"] <= 1.05 * report["notebook_metrics"]["mae"]
-    assert report["within_tolerance"]
+    ratio = report["refactor_metrics"]["mae"] / report["notebook_metrics"]["mae"]
+    assert ratio <= 1.05  # the requirement
+    # and the verdict recorded on the run follows the configured tolerance
+    assert report["within_tolerance"] == (ratio <= 1 + get_config().compare.mae_tolerance)
 
 
 def test_retraining_with_the_same_seed_gives_bit_identical_predictions(
