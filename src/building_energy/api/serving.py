@@ -28,6 +28,7 @@ from building_energy.api.schemas import (
 )
 from building_energy.models.artifacts import ModelIntegrityError, ModelLoadError
 from building_energy.models.loading import LoadedModel, load_model
+from building_energy.models.metadata import recorded_target
 from building_energy.models.predict import (
     ERROR_COLUMN,
     GHG_COLUMNS,
@@ -109,7 +110,7 @@ class ServedModel:
 
     @property
     def target(self) -> str:
-        return str(self.metadata.get("target", "energy"))
+        return recorded_target(self.metadata)
 
     @property
     def unit(self) -> str:

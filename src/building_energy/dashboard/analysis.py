@@ -29,6 +29,7 @@ from building_energy.data.columns import (
 from building_energy.data.schema import DataValidationError
 from building_energy.models.artifacts import MODEL_FILE
 from building_energy.models.loading import LoadedModel
+from building_energy.models.metadata import recorded_target
 from building_energy.models.predict import ERROR_COLUMN, PREDICTION_COLUMN, predict_csv
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy
 from building_energy.preprocessing.categories import normalise_category
@@ -56,7 +57,7 @@ def training_data_path(metadata: Mapping[str, Any], config: Settings) -> Path:
 
 
 def target_name(metadata: Mapping[str, Any]) -> str:
-    return str(metadata.get("target", "energy"))
+    return recorded_target(metadata)
 
 
 def target_column(metadata: Mapping[str, Any]) -> str:

@@ -26,6 +26,7 @@ from building_energy.files import write_bytes_atomically
 from building_energy.models.artifacts import dump_joblib_bytes, training_lock
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.loading import LoadedModel, is_models_uri, load_model
+from building_energy.models.metadata import recorded_target
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
@@ -128,7 +129,7 @@ def run_prototype(
 
 def recorded_split(metadata: dict[str, Any], data_path: Path, config: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training and test rows a model was trained on, rebuilt from the data; raises when they differ."""
-    target_column = TARGET_COLUMNS[metadata.get("target", "energy")]
+    target_column = TARGET_COLUMNS[recorded_target(metadata)]
     clean_buildings = preprocess_data(Path(data_path), target=target_column)
     split_config = config.model_copy(
         update={"random_state": metadata["random_state"], "test_size": metadata["test_size"]}
@@ -221,7 +222,7 @@ def compare_on_split(
     """``compare_pipelines`` on a split already rebuilt by ``recorded_split``."""
     config = config or get_config()
     metadata = loaded.metadata
-    target_column = TARGET_COLUMNS[metadata.get("target", "energy")]
+    target_column = TARGET_COLUMNS[recorded_target(metadata)]
     use_energy_star = bool(metadata.get("use_energy_star", True))
     X_test, y_test = prepare_xy(test_rows, target_column)
     package_predictions = np.asarray(loaded.predict(X_test), dtype=float)

@@ -18,6 +18,7 @@ from sklearn.metrics import (
 from building_energy.data.columns import BUILDING_ID
 from building_energy.data.io import sha256_file
 from building_energy.data.schema import DataValidationError
+from building_energy.models.metadata import recorded_target
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def evaluate_saved_model(model_source: str, data_path: Path | None = None) -> di
 
     loaded = load_model(model_source)
     metadata = loaded.metadata
-    target = TARGET_COLUMNS[metadata.get("target", "energy")]
+    target = TARGET_COLUMNS[recorded_target(metadata)]
     path = Path(data_path or metadata["data_path"])
     data_sha256 = sha256_file(path)
     clean_buildings = preprocess_data(path, target=target)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import platform
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +24,11 @@ _TRACKED_PACKAGES = (
     "threadpoolctl",
     "mlflow",
 )
+
+
+def recorded_target(model_metadata: Mapping[str, Any]) -> str:
+    """The target a model was trained for (``energy`` or ``ghg``); models saved before the GHG target record none."""
+    return str(model_metadata.get("target", "energy"))
 
 
 def library_versions() -> dict[str, str]:

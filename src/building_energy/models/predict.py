@@ -17,6 +17,7 @@ from building_energy.data.schema import DataValidationError, row_errors
 from building_energy.files import write_bytes_atomically
 from building_energy.models.explain import explain
 from building_energy.models.intervals import predict_interval
+from building_energy.models.metadata import recorded_target
 from building_energy.preprocessing.preprocessor import scope_errors
 from building_energy.preprocessing.transformers import CleanBuildings
 
@@ -117,7 +118,8 @@ def score_frame(
         for position, reason in failures.items():
             problems.setdefault(position, []).append(reason)
             scorable[position] = False
-    ceiling = MAX_PLAUSIBLE[getattr(model, "metadata", {}).get("target", "energy")]
+    target = recorded_target(getattr(model, "metadata", {}))
+    ceiling = MAX_PLAUSIBLE[target]
     implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < ceiling))
     for position in map(int, np.flatnonzero(implausible)):
         problems.setdefault(position, []).append(f"prediction {predictions[position]!r} is out of range")
@@ -144,7 +146,7 @@ def score_frame(
                 for row in range(int(scorable.sum()))
             ]
     out[ERROR_COLUMN] = [("; ".join(problems[i]) if i in problems else "") for i in range(len(frame))]
-    if getattr(model, "metadata", {}).get("target") == "ghg":
+    if target == "ghg":
         out = out.rename(columns=GHG_COLUMNS)
     if problems:
         logger.warning("%d of %d rows could not be scored", len(problems), len(frame))
