@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from building_energy.files import write_bytes_atomically
     from building_energy.models.bench import format_benchmark, paired_difference, run_benchmark
 
     if args.output is not None:
@@ -119,8 +120,8 @@ def _bench(args: argparse.Namespace) -> int:
             )
     if args.output:
         folds = pd.concat([result.folds.assign(run=result.label) for result in results], ignore_index=True)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        folds.to_csv(args.output, index=False)
+        # Atomic: a crash or a full disk never leaves a truncated file over the last benchmark's.
+        write_bytes_atomically(args.output, folds.to_csv(index=False).encode())
         print(f"per-fold results written to {args.output}")
     return 0
 
@@ -161,8 +162,9 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from building_energy.models.tuning import STACK, format_profile, tune_in_workers
+    from building_energy.models.tuning import STACK, format_profile, interrupt_on_sigterm, tune_in_workers
 
+    interrupt_on_sigterm()  # a stopped trial is recorded as interrupted (and run again), not left running
     config = get_config()
     learners = list(LEARNERS) if args.learner == "all" else [args.learner]
     for learner in learners:
@@ -172,6 +174,7 @@ def _tune(args: argparse.Namespace) -> int:
             learner,
             n_trials=args.trials if args.trials is not None else default_trials,
             workers=args.workers,
+            first_worker=args.worker_id,
             storage=args.storage,
             study_name=args.study if len(learners) == 1 else None,
             data_path=args.data,
@@ -289,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--target", choices=["energy", "ghg"], default="energy")
     tune.add_argument("--workers", type=_at_least(1), default=1, help="local worker processes sharing the study")
+    tune.add_argument(
+        "--worker-id",
+        type=_at_least(0),
+        default=0,
+        help="number of the first worker: give each tune command started by hand on one study its own "
+        "(with --workers W, the next one's is at least this one's + W), or they propose the same trials",
+    )
     tune.add_argument("--storage", default=None, help="journal file path or RDB URL (default: config tuning.storage)")
     tune.add_argument("--study", default=None, help="study name (default: learner-target-es)")
     tune.add_argument("--no-energy-star", action="store_true")
@@ -352,9 +362,6 @@ def describe_config_error(error: ValidationError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from building_energy.data.schema import DataValidationError
-    from building_energy.models.artifacts import ModelLoadError, TrainingInProgressError
-
     # The parser's defaults come from the configuration: a bad setting (BE_CONFIG, BE_<FIELD>) is the user's
     # to fix, even for --help.
     try:
@@ -370,9 +377,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
-    handler: Handler = args.handler
+    return _run(args.handler, args)
+
+
+def _run(handler: Handler, args: argparse.Namespace) -> int:
+    """The command's exit code; the user's errors as one line each (the traceback is for --verbose)."""
+    from building_energy.data.schema import DataValidationError
+    from building_energy.models.artifacts import ModelLoadError, TrainingInProgressError
+
     try:
         return handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except (DataValidationError, ModelLoadError, TrainingInProgressError, ValueError) as error:
         # Printed once, below; the traceback is for --verbose.
         logger.debug("%s", error, exc_info=True)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 
-from building_energy.config import ProfileGrids, SearchSpace, get_config
+from building_energy.config import ProfileGrids, SearchSpace, Settings, get_config
+from building_energy.models.bench import run_benchmark
 from building_energy.models.tuning import (
+    INTERRUPTED,
+    RETRY_OF,
     format_profile,
     open_storage,
     open_study,
@@ -51,7 +59,8 @@ def test_a_resumed_study_proposes_new_parameters_and_the_same_ones_from_scratch(
 
     def params_of(journal: Path, sessions: tuple[int, ...]) -> list[float]:
         for total in sessions:
-            run_study(open_study("toy", str(journal), "minimize", config, worker=0), objective, total, worker=1)
+            study = open_study("toy", str(journal), "minimize", config, worker=0, identity={"objective": "toy"})
+            run_study(study, objective, total, worker=1)
         study = optuna.load_study(study_name="toy", storage=open_storage(str(journal)))
         return [t.params["x"] for t in study.trials]
 
@@ -119,3 +128,146 @@ def test_a_stack_space_for_a_learner_the_stack_lacks_is_refused(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"learners do not have: tuning\.stack_spaces\.catboost\.depth$"):
         tune_stack(n_trials=1, storage=str(tmp_path / "j.log"), config=broken)
     assert not (tmp_path / "j.log").exists() or not optuna.get_all_study_names(open_storage(str(tmp_path / "j.log")))
+
+
+# Trials of a two-fold SVR take seconds: enough to catch one running.
+STUDY = "svr-energy-es"
+START_SECONDS = 300  # importing the stack and loading the data on a busy CI machine
+
+
+@pytest.fixture
+def two_folds() -> Settings:
+    return get_config().model_copy(update={"cv_folds": 2})
+
+
+def _trials(journal: Path, name: str = STUDY) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(str(journal))).trials
+
+
+def _tune_command(journal: Path, data_path: Path, *options: str) -> subprocess.Popen[str]:
+    command = [str(Path(sys.executable).parent / "building-energy"), "tune", "--learner", "svr"]
+    return subprocess.Popen(
+        [*command, "--storage", str(journal), "--data", str(data_path), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "BE_CV_FOLDS": "2"},
+    )
+
+
+def _a_running_trial(journal: Path, process: subprocess.Popen[str]) -> optuna.trial.FrozenTrial:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        if journal.is_file():
+            running = [
+                t for t in _trials(journal) if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs
+            ]
+            if running:
+                return running[0]
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"no trial started within {START_SECONDS} s: {process.communicate()[0]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_trial_killed_mid_run_is_run_again_by_the_next_command(
+    data_path: Path, tmp_path: Path, two_folds: Settings
+) -> None:
+    journal = tmp_path / "journal.log"
+    process = _tune_command(journal, data_path, "--trials", "3")
+    killed = _a_running_trial(journal, process)
+    process.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the journal
+    process.wait(timeout=60)
+
+    tune_learner("svr", n_trials=3, storage=str(journal), data_path=data_path, config=two_folds)
+    trials = _trials(journal)
+    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed.number]
+    assert retry.params == killed.params and retry.state == optuna.trial.TrialState.COMPLETE
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    # A later run queues nothing again.
+    tune_learner("svr", n_trials=3, storage=str(journal), data_path=data_path, config=two_folds)
+    assert len(_trials(journal)) == len(trials)
+
+
+def test_sigterm_stops_tune_and_its_workers_and_marks_their_trials_interrupted(data_path: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.log"
+    process = _tune_command(journal, data_path, "--trials", "20", "--workers", "2")
+    _a_running_trial(journal, process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert output.rstrip().endswith("error: interrupted")
+    trials = _trials(journal)
+    workers = {t.user_attrs["pid"] for t in trials}
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in workers if _alive(pid)], "a worker outlived the tune command"
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all(t.user_attrs.get(INTERRUPTED) for t in failed)
+
+
+def test_a_study_is_resumed_only_for_what_it_was_made_for(data_path: Path, tmp_path: Path, two_folds: Settings) -> None:
+    journal = str(tmp_path / "journal.log")
+    tune_learner("svr", n_trials=1, storage=journal, data_path=data_path, config=two_folds)
+    with pytest.raises(
+        ValueError, match=rf"study '{STUDY}' .* was created for learner 'svr', not 'lightgbm'; another space"
+    ):
+        tune_learner("lightgbm", n_trials=2, storage=journal, study_name=STUDY, data_path=data_path, config=two_folds)
+    with pytest.raises(ValueError, match=r"was created for cv_folds 2, not 3: its trials are not comparable"):
+        tune_learner(
+            "svr",
+            n_trials=2,
+            storage=journal,
+            data_path=data_path,
+            config=get_config().model_copy(update={"cv_folds": 3}),
+        )
+    with pytest.raises(ValueError, match=r"was created for use_energy_star True, not False"):
+        tune_learner(
+            "svr",
+            n_trials=2,
+            storage=journal,
+            study_name=STUDY,
+            data_path=data_path,
+            use_energy_star=False,
+            config=two_folds,
+        )
+    with pytest.raises(ValueError, match=r"was created to minimize, not to maximize"):
+        tune_stack(n_trials=1, storage=journal, study_name=STUDY, data_path=data_path, profile="tiny", config=two_folds)
+    assert len(_trials(journal)) == 1
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_naming_it(data_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"^sqlite:////nonexistent_dir/x\.db: cannot open the Optuna storage \(OperationalError"
+    ):
+        open_storage("sqlite:////nonexistent_dir/x.db")
+    not_a_journal = tmp_path / "notes.txt"
+    not_a_journal.write_text("some notes\n")
+    with pytest.raises(ValueError, match=rf"^{not_a_journal}: cannot read study '{STUDY}' \(JSONDecodeError"):
+        tune_learner("svr", n_trials=1, storage=str(not_a_journal), data_path=data_path)
+
+
+def test_workers_started_by_hand_with_their_own_ids_propose_different_trials(tmp_path: Path) -> None:
+    config, journal = get_config(), str(tmp_path / "journal.log")
+    first, second = (
+        open_study("toy", journal, "minimize", config, worker=worker, identity={"objective": "toy"}).ask()
+        for worker in (0, 3)
+    )
+    assert first.suggest_float("x", 0, 1) != second.suggest_float("x", 0, 1)
+
+
+def test_a_repeated_seed_is_refused_before_the_benchmark_runs(tmp_path: Path) -> None:
+    # A missing data file as well: had the benchmark started, that would be the error.
+    with pytest.raises(ValueError, match=r"seeds \[1\] given more than once"):
+        run_benchmark(data_path=tmp_path / "absent.csv", profile="tiny", seeds=(1, 2, 1), n_folds=2)

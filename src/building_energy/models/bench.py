@@ -81,6 +81,10 @@ def run_benchmark(
     """For each seed, k-fold CV of the full training procedure (tuning included) on all non-residential
     buildings; every held-out fold is scored on its trusted rows only."""
     config = config or get_config()
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        # A repeated seed repeats its folds: the spread and the paired intervals would count them twice.
+        raise ValueError(f"seeds {repeated} given more than once; each seed's folds must count once")
     check_learner_params(config)
     target_column = TARGET_COLUMNS[target]
     clean_buildings = preprocess_data(Path(data_path or config.paths.data), target=target_column)

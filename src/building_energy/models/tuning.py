@@ -8,13 +8,22 @@ of the training split: the stack gains from learners more regularised than each 
 A study lives in a storage shared by every worker: a journal file by default (safe for several processes
 on one machine), or any RDB URL (``postgresql://...``, ``sqlite:///...``) for a cluster. Running the
 command again resumes the study until it holds the requested number of finished trials.
+
+A study records what it was created for (objective, learner or profile, target, score, folds, seed, search
+space, data checksum) and refuses to be resumed for anything else: its trials would not be comparable. A
+trial interrupted on this machine (Ctrl-C, SIGTERM, a killed process) is marked failed and queued again on
+the next run, so no point of the search, and not the stack study's starting profile, is lost.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import multiprocessing
+import os
+import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +40,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from building_energy.config import SearchSpace, Settings, get_config
+from building_energy.data.io import sha256_file
 from building_energy.models.bench import benchmark_folds
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.pipeline import (
@@ -47,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 STACK = "stack"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# User attributes of a trial: the process running it, whether it was interrupted, the trial it re-runs.
+HOST, PID, INTERRUPTED, RETRY_OF = "host", "pid", "interrupted", "retry_of"
 
 
 @dataclass
@@ -61,13 +73,123 @@ class TuningResult:
     best_profile: dict[str, dict[str, list[Any]]] | None = None
 
 
-def open_storage(storage: str) -> BaseStorage | str:
+def open_storage(storage: str) -> BaseStorage:
     """A URL with a scheme is an RDB storage; anything else is a journal file path."""
-    if "://" in storage:
-        return storage
-    path = Path(storage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        if "://" in storage:
+            return optuna.storages.RDBStorage(storage)
+        path = Path(storage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError:
+        raise  # a path the user can fix, named by the command line
+    except Exception as error:  # SQLAlchemy and driver errors: one line naming the storage, not pages of them
+        raise ValueError(f"{storage}: cannot open the Optuna storage ({_first_line(error)})") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+def study_identity(config: Settings, data_path: Path, **what: Any) -> dict[str, Any]:
+    """What a study's trials depend on besides their parameters. ``what``: the objective, the learner or
+    profile, the target, the score, the search space."""
+    return {
+        **what,
+        "cv_folds": config.cv_folds,
+        "random_state": config.random_state,
+        "data_sha256": sha256_file(data_path),
+    }
+
+
+def learner_study_name(learner: str, target: str, use_energy_star: bool) -> str:
+    return f"{learner}-{target}-{'es' if use_energy_star else 'no-es'}"
+
+
+def learner_identity(
+    config: Settings, data_path: Path, learner: str, target: str, use_energy_star: bool
+) -> dict[str, Any]:
+    return study_identity(
+        config,
+        data_path,
+        objective="cv_mae_log",
+        learner=learner,
+        target=target,
+        use_energy_star=use_energy_star,
+        space=_jsonable(config.tuning.spaces[learner]),
+    )
+
+
+def mark_trial_owner(trial: optuna.Trial, worker: int) -> None:
+    trial.set_user_attr("worker", worker)
+    trial.set_user_attr(HOST, socket.gethostname())
+    trial.set_user_attr(PID, os.getpid())
+
+
+def _process_alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True  # another user's process, or no pid recorded: not ours to judge
+    return True
+
+
+def requeue_interrupted_trials(study: optuna.Study, storage: BaseStorage) -> int:
+    """Mark failed the trials left running by a process of this machine that is gone, and queue again every
+    interrupted trial not queued yet; the number queued.
+
+    Only this machine's trials can be judged: a trial of a process on another host may still be running.
+    """
+    host = socket.gethostname()
+    trials = study.get_trials(deepcopy=False)
+    requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials}
+    study_id = storage.get_study_id_from_name(study.study_name)
+    count = 0
+    for trial in trials:
+        orphaned = (
+            trial.state == optuna.trial.TrialState.RUNNING
+            and trial.user_attrs.get(HOST) == host
+            and not _process_alive(trial.user_attrs.get(PID))
+        )
+        if orphaned:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        interrupted = orphaned or (trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs.get(INTERRUPTED))
+        if interrupted and trial.number not in requeued:
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            count += 1
+    if count:
+        logger.warning("study %s: %d interrupted trial(s) queued to run again", study.study_name, count)
+    return count
+
+
+def interruptible(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+    """``objective``, marking its trial as interrupted when Ctrl-C or SIGTERM stops it (Optuna then fails
+    it; the next run queues it again)."""
+
+    def run(trial: optuna.Trial) -> float:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr(INTERRUPTED, True)
+            raise
+
+    return run
+
+
+def interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt in this process, so a stopped trial is recorded as interrupted
+    instead of left running, and a parent first stops the workers it started."""
+
+    def handler(signum: int, frame: Any) -> None:
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def suggest(
@@ -93,7 +215,7 @@ def make_objective(
     folds = list(KFold(config.cv_folds, shuffle=True, random_state=config.random_state).split(X))
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker)
+        mark_trial_owner(trial, worker)
         params = suggest(trial, space)
         estimator = clone(base).set_params(**{f"regressor__model__estimator__{k}": v for k, v in params.items()})
         losses = []
@@ -118,6 +240,7 @@ def tune_learner(
     target: str = "energy",
     worker: int = 0,
     config: Settings | None = None,
+    parent_pid: int | None = None,
 ) -> TuningResult:
     """Run (or resume) the study of one learner on the training split until it has ``n_trials`` finished.
 
@@ -129,13 +252,15 @@ def tune_learner(
         raise ValueError(f"unknown learner {learner!r}; known: {LEARNERS}, or {STACK!r} for the whole stack")
     check_learner_params(config)
     storage_spec = storage or str(config.tuning.storage)
-    name = study_name or f"{learner}-{target}-{'es' if use_energy_star else 'no-es'}"
+    name = study_name or learner_study_name(learner, target, use_energy_star)
     target_column = TARGET_COLUMNS[target]
-    train_rows, _ = split_buildings(preprocess_data(Path(data_path or config.paths.data), target_column), config)
+    data = Path(data_path or config.paths.data)
+    identity = learner_identity(config, data, learner, target, use_energy_star)
+    # Opened first: a storage that cannot be read or a study made for something else fails before the data loads.
+    study = open_study(name, storage_spec, "minimize", config, worker, identity)
+    train_rows, _ = split_buildings(preprocess_data(data, target_column), config)
     X, y = prepare_xy(remove_outliers(train_rows), target_column)
-
-    study = open_study(name, storage_spec, "minimize", config, worker)
-    run_study(study, make_objective(learner, X, y, config, use_energy_star, worker), n_trials, worker)
+    run_study(study, make_objective(learner, X, y, config, use_energy_star, worker), n_trials, worker, parent_pid)
     logger.info("study %s: best MAE log %.4f with %s", name, study.best_value, study.best_params)
     return _result(study)
 
@@ -151,21 +276,58 @@ def sampler_seed(random_state: int, worker: int, n_existing_trials: int) -> int:
     return int(np.random.SeedSequence([random_state, worker, n_existing_trials]).generate_state(1)[0])
 
 
+def _jsonable(space: dict[str, SearchSpace]) -> dict[str, Any]:
+    return {name: spec.model_dump() for name, spec in sorted(space.items())}
+
+
 def open_study(
-    name: str, storage: str, direction: Literal["minimize", "maximize"], config: Settings, worker: int
+    name: str,
+    storage: str,
+    direction: Literal["minimize", "maximize"],
+    config: Settings,
+    worker: int,
+    identity: dict[str, Any],
 ) -> optuna.Study:
     """Create the study or load it to resume; the sampler's seed depends on ``worker`` (workers sharing the
-    study do not propose the same trials) and on the trials already in the study (``sampler_seed``)."""
+    study do not propose the same trials) and on the trials already in the study (``sampler_seed``).
+
+    A new study records ``identity``; an existing one must have been created with the same, or it is refused.
+    Interrupted trials are queued again (``requeue_interrupted_trials``).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name,
-        storage=open_storage(storage),
-        direction=direction,
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=config.tuning.pruner_startup_trials, n_warmup_steps=config.tuning.pruner_warmup_folds
-        ),
-        load_if_exists=True,
-    )
+    opened = open_storage(storage)
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=opened,
+            direction=direction,
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=config.tuning.pruner_startup_trials, n_warmup_steps=config.tuning.pruner_warmup_folds
+            ),
+            load_if_exists=True,
+        )
+    except Exception as error:  # a file that is no journal, a schema of another Optuna version...
+        raise ValueError(f"{storage}: cannot read study {name!r} ({_first_line(error)})") from error
+    recorded = json.loads(json.dumps(identity))  # as the storage gives it back (tuples as lists...)
+    if study.direction.name.lower() != direction:
+        raise ValueError(
+            f"study {name!r} in {storage} was created to {study.direction.name.lower()}, not to {direction}"
+        )
+    if not study.user_attrs:
+        for key, value in recorded.items():
+            study.set_user_attr(key, value)
+    else:
+        differences = [
+            f"another {key}" if isinstance(value, dict) else f"{key} {study.user_attrs.get(key)!r}, not {value!r}"
+            for key, value in recorded.items()
+            if study.user_attrs.get(key) != value
+        ]
+        if differences:
+            raise ValueError(
+                f"study {name!r} in {storage} was created for {'; '.join(differences)}: its trials are not comparable "
+                "with this run's; give another --study (or --storage)"
+            )
+    requeue_interrupted_trials(study, opened)
     study.sampler = optuna.samplers.TPESampler(
         seed=sampler_seed(config.random_state, worker, len(study.trials)),
         n_startup_trials=config.tuning.startup_trials,
@@ -173,16 +335,32 @@ def open_study(
     return study
 
 
-def run_study(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, worker: int) -> None:
-    """Optimise until the study, counting every worker's trials, holds ``n_trials`` finished ones."""
+def run_study(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    worker: int,
+    parent_pid: int | None = None,
+) -> None:
+    """Optimise until the study, counting every worker's trials, holds ``n_trials`` finished ones.
+
+    Each worker checks the count when one of its trials ends, so ``W`` workers may finish up to ``W - 1``
+    trials more than ``n_trials``. A worker whose parent (``parent_pid``) is gone stops after its trial.
+    """
     remaining = n_trials - len(study.get_trials(states=FINISHED))
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+        optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
+    ]
+    if parent_pid is not None:
+
+        def stop_when_orphaned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if os.getppid() != parent_pid:
+                logger.warning("worker %d: the tune command is gone; stopping", worker)
+                study.stop()
+
+        callbacks.append(stop_when_orphaned)
     if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
-            show_progress_bar=worker == 0,
-        )
+        study.optimize(interruptible(objective), n_trials=remaining, callbacks=callbacks, show_progress_bar=worker == 0)
 
 
 def _result(study: optuna.Study, **extra: Any) -> TuningResult:
@@ -233,7 +411,7 @@ def make_stack_objective(
     folds = list(benchmark_folds(train_rows, config.cv_folds, config.random_state))
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker)
+        mark_trial_owner(trial, worker)
         params = suggest_stack(trial, base, config.tuning.stack_spaces)
         scores = []
         for step, model_input, held_out in folds:
@@ -255,12 +433,32 @@ def stack_study_name(profile: str, target: str, use_energy_star: bool) -> str:
     return f"{STACK}-{profile}-{target}-{'es' if use_energy_star else 'no-es'}-train"
 
 
+def stack_identity(
+    config: Settings, data_path: Path, profile: str, target: str, use_energy_star: bool
+) -> dict[str, Any]:
+    return study_identity(
+        config,
+        data_path,
+        objective="stack_r2_log_trusted",
+        profile=profile,
+        profile_values=profile_values(config, profile),
+        target=target,
+        use_energy_star=use_energy_star,
+        space={learner: _jsonable(space) for learner, space in sorted(config.tuning.stack_spaces.items())},
+    )
+
+
 def open_stack_study(
-    name: str, storage: str, config: Settings, base: dict[str, dict[str, Any]], worker: int = 0
+    name: str,
+    storage: str,
+    config: Settings,
+    base: dict[str, dict[str, Any]],
+    identity: dict[str, Any],
+    worker: int = 0,
 ) -> optuna.Study:
     """The stack's study; a new one gets the ``base`` profile's own values as its first trial, so that the
     study can only improve on the profile."""
-    study = open_study(name, storage, "maximize", config, worker)
+    study = open_study(name, storage, "maximize", config, worker, identity)
     if not study.trials:
         study.enqueue_trial(
             {
@@ -283,6 +481,7 @@ def tune_stack(
     worker: int = 0,
     config: Settings | None = None,
     profile: str = "full",
+    parent_pid: int | None = None,
 ) -> TuningResult:
     """Run (or resume) the study of the whole stack until it has ``n_trials`` finished trials.
 
@@ -294,14 +493,16 @@ def tune_stack(
     base = profile_values(config, profile)
     name = study_name or stack_study_name(profile, target, use_energy_star)
     target_column = TARGET_COLUMNS[target]
-    clean_buildings = preprocess_data(Path(data_path or config.paths.data), target_column)
-
-    study = open_stack_study(name, storage or str(config.tuning.storage), config, base, worker)
+    data = Path(data_path or config.paths.data)
+    identity = stack_identity(config, data, profile, target, use_energy_star)
+    study = open_stack_study(name, storage or str(config.tuning.storage), config, base, identity, worker)
+    clean_buildings = preprocess_data(data, target_column)
     run_study(
         study,
         make_stack_objective(clean_buildings, config, base, use_energy_star, target_column, worker),
         n_trials,
         worker,
+        parent_pid,
     )
     best = suggest_stack(optuna.trial.FixedTrial(study.best_params), base, config.tuning.stack_spaces)
     logger.info("study %s: best R2 log %.4f (trial %d)", name, study.best_value, study.best_trial.number)
@@ -333,6 +534,7 @@ def tune(learner: str, n_trials: int, **kwargs: Any) -> TuningResult:
 
 
 def _worker_entry(kwargs: dict[str, Any]) -> TuningResult:
+    interrupt_on_sigterm()
     try:
         return tune(**kwargs)
     finally:
@@ -341,26 +543,51 @@ def _worker_entry(kwargs: dict[str, Any]) -> TuningResult:
         get_reusable_executor().shutdown(wait=True)
 
 
-def tune_in_workers(learner: str, n_trials: int, workers: int = 1, **kwargs: Any) -> TuningResult:
-    """Run ``workers`` processes on one study (a learner's or the stack's); each stops once the study holds
-    ``n_trials`` finished trials."""
+def tune_in_workers(
+    learner: str, n_trials: int, workers: int = 1, first_worker: int = 0, **kwargs: Any
+) -> TuningResult:
+    """Run ``workers`` processes on one study (a learner's or the stack's), numbered from ``first_worker``;
+    each stops once the study holds ``n_trials`` finished trials.
+
+    Commands started by hand on one study (on several machines, say) each take another ``first_worker``:
+    the number seeds a worker's sampler, so two commands with the same one would propose the same trials.
+    """
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     if workers == 1:
-        return tune(learner, n_trials, **kwargs)
+        return tune(learner, n_trials, worker=first_worker, **kwargs)
     config = kwargs.get("config") or get_config()
     check_learner_params(config)
     storage = kwargs.pop("storage", None) or str(config.tuning.storage)
-    if "://" not in storage:
-        # Create the journal before the workers race to.
-        open_storage(storage)
+    target, use_energy_star = kwargs.get("target", "energy"), kwargs.get("use_energy_star", True)
+    data = Path(kwargs.get("data_path") or config.paths.data)
+    # Opened once before the workers start: they would race to create the study, to queue interrupted
+    # trials again, and (the stack) to queue the profile as the first trial.
     if learner == STACK:
-        # Before any worker starts: the profile must be the study's first trial, whichever worker takes it.
         profile = kwargs.get("profile", "full")
-        default_name = stack_study_name(profile, kwargs.get("target", "energy"), kwargs.get("use_energy_star", True))
-        open_stack_study(kwargs.get("study_name") or default_name, storage, config, profile_values(config, profile))
+        name = kwargs.get("study_name") or stack_study_name(profile, target, use_energy_star)
+        identity = stack_identity(config, data, profile, target, use_energy_star)
+        open_stack_study(name, storage, config, profile_values(config, profile), identity, first_worker)
+    elif learner in LEARNERS:
+        name = kwargs.get("study_name") or learner_study_name(learner, target, use_energy_star)
+        open_study(
+            name,
+            storage,
+            "minimize",
+            config,
+            first_worker,
+            learner_identity(config, data, learner, target, use_energy_star),
+        )
     jobs = [
-        {"learner": learner, "n_trials": n_trials, "storage": storage, "worker": i, **kwargs} for i in range(workers)
+        {
+            "learner": learner,
+            "n_trials": n_trials,
+            "storage": storage,
+            "worker": first_worker + i,
+            "parent_pid": os.getpid(),
+            **kwargs,
+        }
+        for i in range(workers)
     ]
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(_worker_entry, jobs))
