@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,14 @@ def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord
             assert champion.run_id == recorded.tracked.run_id
             artifact_names = {Path(a.path).name for a in server.list_artifacts(run.info.run_id, "artifacts")}
             assert "model.joblib" in artifact_names
+
+            # SIGTERM to the command alone, as a service manager sends it: the server goes with it.
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            deadline = time.monotonic() + 60
+            while answers(f"{url}/health") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert not answers(f"{url}/health"), "the MLflow server outlived `building-energy ui`"
         finally:
             stop_process(process, signal.SIGTERM, timeout=30, group=True)
 

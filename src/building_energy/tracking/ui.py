@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,15 @@ def run_ui(
     command = ui_command(config, host, port, tracking_uri)
     address = f"http://{command[command.index('--host') + 1]}:{command[command.index('--port') + 1]}"
     logger.info("MLflow UI for %s at %s (Ctrl-C stops it)", command[command.index("--backend-store-uri") + 1], address)
+    process = subprocess.Popen(command)  # noqa: S603  # our own argv, no shell
+    # A service manager (or `kill`) stops us with SIGTERM: pass it on, or the server would outlive this
+    # process and keep the port.
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
-        return subprocess.run(command, check=False).returncode  # noqa: S603  # our own argv, no shell
-    except KeyboardInterrupt:
+        return process.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group), which may not stop on it
+        process.terminate()
+        process.wait()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
