@@ -159,7 +159,8 @@ def test_a_parameter_no_learner_has_is_refused_before_any_work(tmp_path: Path) -
         assert result.returncode == 2, (argv, result.stderr)
         assert result.stderr.splitlines() == [
             "error: configuration names parameters the learners do not have: profiles.tiny.lightgbm.num_leafs, "
-            "tuning.spaces.xgboost.max_dpeth"
+            "tuning.spaces.xgboost.max_dpeth (names as the learner's get_params() lists them; library aliases "
+            "such as XGBoost's eta are not taken)"
         ], argv
     assert not artifacts.exists() and not journal.exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -125,7 +126,7 @@ def test_a_stack_space_for_a_learner_the_stack_lacks_is_refused(tmp_path: Path) 
     spaces = {**config.tuning.stack_spaces, "catboost": {"depth": SearchSpace(kind="int", low=4, high=8)}}
     broken = config.model_copy(update={"tuning": config.tuning.model_copy(update={"stack_spaces": spaces})})
     # Built past the configuration's own check (model_copy does not validate), as a caller's code could.
-    with pytest.raises(ValueError, match=r"learners do not have: tuning\.stack_spaces\.catboost\.depth$"):
+    with pytest.raises(ValueError, match=r"learners do not have: tuning\.stack_spaces\.catboost\.depth \(names as"):
         tune_stack(n_trials=1, storage=str(tmp_path / "j.log"), config=broken)
     assert not (tmp_path / "j.log").exists() or not optuna.get_all_study_names(open_storage(str(tmp_path / "j.log")))
 
@@ -186,12 +187,14 @@ def test_a_trial_killed_mid_run_is_run_again_by_the_next_command(
     killed = _a_running_trial(journal, process)
     process.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the journal
     process.wait(timeout=60)
+    killed = _trials(journal)[killed.number]  # as it was left (it may have drawn more since it was seen)
 
     tune_learner("svr", n_trials=3, storage=str(journal), data_path=data_path, config=two_folds)
     trials = _trials(journal)
     assert trials[killed.number].state == optuna.trial.TrialState.FAIL
     (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed.number]
-    assert retry.params == killed.params and retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert {name: retry.params[name] for name in killed.params} == killed.params
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     # A later run queues nothing again.
     tune_learner("svr", n_trials=3, storage=str(journal), data_path=data_path, config=two_folds)
@@ -207,7 +210,7 @@ def test_sigterm_stops_tune_and_its_workers_and_marks_their_trials_interrupted(d
     assert process.returncode == 130, output
     assert output.rstrip().endswith("error: interrupted")
     trials = _trials(journal)
-    workers = {t.user_attrs["pid"] for t in trials}
+    workers = {t.user_attrs["pid"] for t in trials if "pid" in t.user_attrs}  # a queued retry has none yet
     deadline = time.monotonic() + 60
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -215,6 +218,9 @@ def test_sigterm_stops_tune_and_its_workers_and_marks_their_trials_interrupted(d
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert failed and all(t.user_attrs.get(INTERRUPTED) for t in failed)
+    # Each is queued to run again by the next command.
+    queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert sorted(t.user_attrs[RETRY_OF] for t in queued) == sorted(t.number for t in failed)
 
 
 def test_a_study_is_resumed_only_for_what_it_was_made_for(data_path: Path, tmp_path: Path, two_folds: Settings) -> None:
@@ -271,3 +277,30 @@ def test_a_repeated_seed_is_refused_before_the_benchmark_runs(tmp_path: Path) ->
     # A missing data file as well: had the benchmark started, that would be the error.
     with pytest.raises(ValueError, match=r"seeds \[1\] given more than once"):
         run_benchmark(data_path=tmp_path / "absent.csv", profile="tiny", seeds=(1, 2, 1), n_folds=2)
+
+
+def test_a_study_from_before_identities_were_recorded_is_not_resumed(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.log")
+    old = optuna.create_study(study_name="old", storage=open_storage(journal))
+    old.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(ValueError, match=r"made by an earlier version that did not record what it was made for"):
+        open_study("old", journal, "minimize", get_config(), worker=0, identity={"objective": "toy"})
+
+
+def test_a_running_trial_whose_process_is_gone_is_queued_again_even_under_a_reused_pid(tmp_path: Path) -> None:
+    config, journal = get_config(), str(tmp_path / "journal.log")
+    study = open_study("toy", journal, "minimize", config, worker=0, identity={"objective": "toy"})
+    left = study.ask()
+    left.suggest_float("x", 0, 1)
+    # What a command that died would have left: this machine, and this very pid (a restarted container's
+    # first process gets the same one), started at another time.
+    left.set_user_attr("host", socket.gethostname())
+    left.set_user_attr("pid", os.getpid())
+    left.set_user_attr("process", "another boot:0")
+
+    open_study("toy", journal, "minimize", config, worker=0, identity={"objective": "toy"})
+    trials = _trials(Path(journal), "toy")
+    assert trials[left.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == left.number]
+    assert retry.state == optuna.trial.TrialState.WAITING
+    assert retry.system_attrs["fixed_params"] == trials[left.number].params

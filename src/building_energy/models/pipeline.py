@@ -205,7 +205,10 @@ def check_learner_params(config: Settings) -> None:
     """Refuse a configuration naming a parameter no learner has, before any work."""
     unknown = unknown_learner_params(config)
     if unknown:
-        raise ConfigError(f"configuration names parameters the learners do not have: {', '.join(unknown)}")
+        raise ConfigError(
+            f"configuration names parameters the learners do not have: {', '.join(unknown)} (names as the "
+            "learner's get_params() lists them; library aliases such as XGBoost's eta are not taken)"
+        )
 
 
 def make_preprocessor(config: Settings, use_energy_star: bool) -> list[tuple[str, Any]]:

@@ -34,6 +34,7 @@ import optuna
 import pandas as pd
 import yaml
 from joblib.externals.loky import get_reusable_executor
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from sklearn.base import clone
@@ -58,7 +59,9 @@ logger = logging.getLogger(__name__)
 STACK = "stack"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # User attributes of a trial: the process running it, whether it was interrupted, the trial it re-runs.
-HOST, PID, INTERRUPTED, RETRY_OF = "host", "pid", "interrupted", "retry_of"
+HOST, PID, PROCESS, INTERRUPTED, RETRY_OF = "host", "pid", "process", "interrupted", "retry_of"
+# The study's user attribute holding what it was made for (``study_identity``).
+IDENTITY = "made_for"
 
 
 @dataclass
@@ -93,12 +96,15 @@ def _first_line(error: BaseException) -> str:
 
 
 def study_identity(config: Settings, data_path: Path, **what: Any) -> dict[str, Any]:
-    """What a study's trials depend on besides their parameters. ``what``: the objective, the learner or
-    profile, the target, the score, the search space."""
+    """What a study's trials depend on besides their parameters: ``what`` (the objective, the learner or
+    profile, the target, the score, the search space), the split, the features' settings and the data."""
     return {
         **what,
         "cv_folds": config.cv_folds,
         "random_state": config.random_state,
+        "test_size": config.test_size,
+        "reference_year": config.reference_year,
+        "features": config.features.model_dump(),
         "data_sha256": sha256_file(data_path),
     }
 
@@ -121,60 +127,85 @@ def learner_identity(
     )
 
 
+def _process_token(pid: int) -> str | None:
+    """``pid``'s boot and start time: a pid is reused, a pid with its start time on one boot is not. None where
+    ``/proc`` cannot tell (not Linux, or no such process)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        # The command name (field 2) may hold spaces and parentheses: fields are counted after its ")".
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return f"{boot}:{fields[19]}"  # field 22, the start time in clock ticks since boot
+
+
 def mark_trial_owner(trial: optuna.Trial, worker: int) -> None:
     trial.set_user_attr("worker", worker)
     trial.set_user_attr(HOST, socket.gethostname())
     trial.set_user_attr(PID, os.getpid())
+    trial.set_user_attr(PROCESS, _process_token(os.getpid()))
 
 
-def _process_alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+def _owner_gone(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the process that ran ``trial`` on this machine is gone (never true for another machine's)."""
+    if trial.user_attrs.get(HOST) != socket.gethostname() or not isinstance(trial.user_attrs.get(PID), int):
         return False
-    except (PermissionError, TypeError, ValueError):
-        return True  # another user's process, or no pid recorded: not ours to judge
-    return True
+    pid = trial.user_attrs[PID]
+    if pid == os.getpid():
+        return True  # this process runs no trial yet: the pid was another process's, before a restart
+    recorded, now = trial.user_attrs.get(PROCESS), _process_token(pid)
+    if recorded is not None and now is not None:
+        return recorded != now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # another user's process
+    return False
+
+
+def _retry_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The parameters to run ``trial`` again with: those it had drawn, and those it was queued with (a trial
+    stopped while drawing has only some; the others are drawn afresh)."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
 def requeue_interrupted_trials(study: optuna.Study, storage: BaseStorage) -> int:
-    """Mark failed the trials left running by a process of this machine that is gone, and queue again every
-    interrupted trial not queued yet; the number queued.
+    """Mark failed the trials left running by a process of this machine that is gone, and queue each of them
+    again; the number queued.
 
-    Only this machine's trials can be judged: a trial of a process on another host may still be running.
+    Only this machine's trials can be judged: a trial of a process on another host may still be running. A
+    trial stopped by Ctrl-C or SIGTERM is queued again by its own process (``interruptible``). Two commands
+    opening the study at once both try; the first to mark the trial failed queues it.
     """
-    host = socket.gethostname()
-    trials = study.get_trials(deepcopy=False)
-    requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials}
     study_id = storage.get_study_id_from_name(study.study_name)
     count = 0
-    for trial in trials:
-        orphaned = (
-            trial.state == optuna.trial.TrialState.RUNNING
-            and trial.user_attrs.get(HOST) == host
-            and not _process_alive(trial.user_attrs.get(PID))
-        )
-        if orphaned:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if not _owner_gone(trial):
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
             storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        interrupted = orphaned or (trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs.get(INTERRUPTED))
-        if interrupted and trial.number not in requeued:
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
-            count += 1
+        except UpdateFinishedTrialError:
+            continue  # another command got there first, and queues it
+        study.enqueue_trial(_retry_params(trial), user_attrs={RETRY_OF: trial.number})
+        count += 1
     if count:
         logger.warning("study %s: %d interrupted trial(s) queued to run again", study.study_name, count)
     return count
 
 
 def interruptible(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
-    """``objective``, marking its trial as interrupted when Ctrl-C or SIGTERM stops it (Optuna then fails
-    it; the next run queues it again)."""
+    """``objective``, queueing its trial again when Ctrl-C or SIGTERM stops it (Optuna then marks it failed)."""
 
     def run(trial: optuna.Trial) -> float:
         try:
             return objective(trial)
         except KeyboardInterrupt:
             trial.set_user_attr(INTERRUPTED, True)
+            (frozen,) = (t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+            trial.study.enqueue_trial(_retry_params(frozen), user_attrs={RETRY_OF: trial.number})
             raise
 
     return run
@@ -313,14 +344,20 @@ def open_study(
         raise ValueError(
             f"study {name!r} in {storage} was created to {study.direction.name.lower()}, not to {direction}"
         )
-    if not study.user_attrs:
-        for key, value in recorded.items():
-            study.set_user_attr(key, value)
+    created_for = study.user_attrs.get(IDENTITY)
+    if created_for is None:
+        if study.trials:
+            raise ValueError(
+                f"study {name!r} in {storage} was made by an earlier version that did not record what it was made "
+                "for, so its trials cannot be checked against this run's; give another --study (or --storage)"
+            )
+        # One attribute, one write: a command opening the study meanwhile sees all of it or none.
+        study.set_user_attr(IDENTITY, recorded)
     else:
         differences = [
-            f"another {key}" if isinstance(value, dict) else f"{key} {study.user_attrs.get(key)!r}, not {value!r}"
+            f"another {key}" if isinstance(value, dict) else f"{key} {created_for.get(key)!r}, not {value!r}"
             for key, value in recorded.items()
-            if study.user_attrs.get(key) != value
+            if created_for.get(key) != value
         ]
         if differences:
             raise ValueError(
