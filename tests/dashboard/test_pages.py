@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from building_energy.cli import main
 from building_energy.config import get_config
@@ -346,14 +347,19 @@ def test_model_from_the_registry(
     assert len(app.get("vega_lite_chart")) == 4
 
 
-def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
-    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame
-) -> None:
+def _batch_with_a_file_lacking_a_column(raw_buildings: pd.DataFrame) -> AppTest:
+    """The Batch page after uploading five City rows without ``LargestPropertyUseTypeGFA`` as renamed.csv."""
     rows = raw_buildings.loc[raw_buildings["BuildingType"] == "NonResidential"].head(5)
     payload = rows.drop(columns="LargestPropertyUseTypeGFA").to_csv(index=False).encode()
     app = open_page("Batch")
     app.file_uploader(key="upload").upload("renamed.csv", payload, "text/csv")
-    app.run()
+    return app.run()
+
+
+def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
+    dashboard_env: TrainingResult, raw_buildings: pd.DataFrame
+) -> None:
+    app = _batch_with_a_file_lacking_a_column(raw_buildings)
     assert texts(app.exception) == [] and texts(app.success) == []
     (error,) = texts(app.error)
     assert error.startswith("This file cannot be scored: renamed.csv: no column for ['LargestPropertyUseTypeGFA']")
@@ -366,11 +372,7 @@ def test_batch_refuses_a_file_without_a_column_the_model_reads_until_allowed(
 def test_an_uploaded_file_and_its_result_are_still_there_after_another_page(
     dashboard_env: TrainingResult, raw_buildings: pd.DataFrame
 ) -> None:
-    rows = raw_buildings.loc[raw_buildings["BuildingType"] == "NonResidential"].head(5)
-    payload = rows.drop(columns="LargestPropertyUseTypeGFA").to_csv(index=False).encode()
-    app = open_page("Batch")
-    app.file_uploader(key="upload").upload("renamed.csv", payload, "text/csv")
-    app.run()
+    app = _batch_with_a_file_lacking_a_column(raw_buildings)
     app.checkbox(key="allow_absent").check().run()
     scored = app.dataframe[0].value
 
