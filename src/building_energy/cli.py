@@ -162,8 +162,20 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from building_energy.models.tuning import STACK, format_profile, interrupt_on_sigterm, tune_in_workers
+    from building_energy.models.tuning import (
+        STACK,
+        format_profile,
+        interrupt_on_sigterm,
+        tune_in_workers,
+        write_config_with_profile,
+    )
 
+    if args.write_config is not None:
+        # Checked before the study runs (minutes to hours), not when its result is to be written.
+        if args.learner != STACK:
+            raise ValueError("--write-config needs --learner stack: only the stack's study gives a whole profile")
+        if args.write_config.is_dir():
+            raise ValueError(f"{args.write_config}: is a directory; give the configuration file's name")
     interrupt_on_sigterm()  # a stopped trial is recorded as interrupted (and run again), not left running
     config = get_config()
     learners = list(LEARNERS) if args.learner == "all" else [args.learner]
@@ -189,6 +201,12 @@ def _tune(args: argparse.Namespace) -> int:
         if result.best_profile is not None:
             print("as a profile (floats to 3 significant digits), for profiles: in the config:\n")
             print(format_profile(result.best_profile, args.profile))
+            if args.write_config is not None:
+                written = write_config_with_profile(result.best_profile, args.profile, args.write_config)
+                print(
+                    f"configuration with it written to {written}; train with it: BE_CONFIG={written} "
+                    f"building-energy train --profile {args.profile}"
+                )
     return 0
 
 
@@ -302,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--storage", default=None, help="journal file path or RDB URL (default: config tuning.storage)")
     tune.add_argument("--study", default=None, help="study name (default: learner-target-es)")
     tune.add_argument("--no-energy-star", action="store_true")
+    tune.add_argument(
+        "--write-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --learner stack: write the configuration in force, its --profile replaced by the best trial, "
+        "to FILE (for BE_CONFIG)",
+    )
     tune.set_defaults(handler=_tune)
 
     dashboard = sub.add_parser("dashboard", help="serve the Streamlit dashboard (predict, batch, model, data)")

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from building_energy.cli import build_parser, main
-from building_energy.config import config_file
+from building_energy.config import Settings, config_file, get_config
 from building_energy.models.train import TrainingResult
 
 pytestmark = pytest.mark.slow
@@ -420,8 +420,8 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "train one with `building-energy train`" in capsys.readouterr().err
 
 
-def test_tune_stack_prints_the_best_trial_as_a_profile(
-    data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_tune_stack_prints_the_best_trial_as_a_profile_and_writes_a_config_with_it(
+    data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = str(tmp_path / "journal.log")
     argv = ["tune", "--learner", "stack", "--trials", "1", "--storage", journal, "--data", str(data_path)]
@@ -430,10 +430,21 @@ def test_tune_stack_prints_the_best_trial_as_a_profile(
     assert exit_info.value.code == 2
     assert "argument --profile: invalid choice: 'no-such-profile'" in capsys.readouterr().err
 
-    assert main([*argv, "--profile", "tiny"]) == 0
+    written = tmp_path / "tuned.yaml"
+    for refused, message in [
+        (["--learner", "svr", "--write-config", str(written)], "--write-config needs --learner stack"),
+        (["--write-config", str(tmp_path)], f"{tmp_path}: is a directory"),
+    ]:
+        assert main([*argv, "--profile", "tiny", *refused]) == 2
+        assert message in capsys.readouterr().err
+    assert main([*argv, "--profile", "tiny", "--write-config", str(written)]) == 0
     out = capsys.readouterr().out
     assert "stack: study stack-tiny-energy-es-train, 1 complete + 0 pruned trials" in out
     printed = yaml.safe_load(out[out.index("tiny:") :])["tiny"]
     # One trial is the profile itself: the printed profile is the tiny one, every value a single candidate.
     assert printed["xgboost"]["max_depth"] == [1] and printed["svr"]["C"] == [0.001]
     assert set(printed) == {"extra_trees", "xgboost", "lightgbm", "svr"}
+    # The file written is the configuration in force with that profile: train reads it through BE_CONFIG.
+    monkeypatch.setenv("BE_CONFIG", str(written))
+    assert Settings().grids("tiny") == printed
+    assert Settings().grids("full") == get_config().grids("full")

@@ -40,8 +40,9 @@ from optuna.storages.journal import JournalFileBackend
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from building_energy.config import SearchSpace, Settings, get_config
+from building_energy.config import SearchSpace, Settings, config_file, get_config
 from building_energy.data.io import sha256_file
+from building_energy.files import write_bytes_atomically
 from building_energy.models.bench import benchmark_folds
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.pipeline import (
@@ -550,17 +551,35 @@ def tune_stack(
     )
 
 
-def format_profile(profile: dict[str, dict[str, list[Any]]], name: str = "full") -> str:
-    """A profile as the YAML of ``profiles:`` in the config, floats to 3 significant digits."""
+def rounded_profile(profile: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+    """``profile`` with floats to 3 significant digits, as a person would write it in the config."""
 
     def rounded(value: Any) -> Any:
         return float(f"{value:.3g}") if isinstance(value, float) else value
 
-    tidy = {
+    return {
         learner: {param: [rounded(v) for v in values] for param, values in grid.items()}
         for learner, grid in profile.items()
     }
-    return yaml.safe_dump({name: tidy}, sort_keys=False, default_flow_style=None)
+
+
+def format_profile(profile: dict[str, dict[str, list[Any]]], name: str = "full") -> str:
+    """A profile as the YAML of ``profiles:`` in the config, floats to 3 significant digits."""
+    return yaml.safe_dump({name: rounded_profile(profile)}, sort_keys=False, default_flow_style=None)
+
+
+def write_config_with_profile(profile: dict[str, dict[str, list[Any]]], name: str, path: Path) -> Path:
+    """The configuration in force with profile ``name`` replaced by ``profile`` (rounded), written to ``path``:
+    ``BE_CONFIG=path building-energy train --profile name`` then trains with it. The file in force itself is
+    never written over."""
+    source = config_file()
+    if path.exists() and path.resolve() == source.resolve():
+        raise ValueError(f"{path} is the configuration in force; write the new one to another file")
+    document = yaml.safe_load(source.read_text())
+    document["profiles"][name] = rounded_profile(profile)
+    Settings.model_validate({**document})  # a profile the configuration would refuse is not written
+    write_bytes_atomically(path, yaml.safe_dump(document, sort_keys=False, default_flow_style=None).encode())
+    return path
 
 
 def tune(learner: str, n_trials: int, **kwargs: Any) -> TuningResult:
