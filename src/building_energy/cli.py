@@ -164,6 +164,7 @@ def _ui(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from building_energy.models.tuning import (
         STACK,
+        check_config_destination,
         format_profile,
         interrupt_on_sigterm,
         tune_in_workers,
@@ -174,8 +175,7 @@ def _tune(args: argparse.Namespace) -> int:
         # Checked before the study runs (minutes to hours), not when its result is to be written.
         if args.learner != STACK:
             raise ValueError("--write-config needs --learner stack: only the stack's study gives a whole profile")
-        if args.write_config.is_dir():
-            raise ValueError(f"{args.write_config}: is a directory; give the configuration file's name")
+        check_config_destination(args.write_config)
     interrupt_on_sigterm()  # a stopped trial is recorded as interrupted (and run again), not left running
     config = get_config()
     learners = list(LEARNERS) if args.learner == "all" else [args.learner]
@@ -202,7 +202,7 @@ def _tune(args: argparse.Namespace) -> int:
             print("as a profile (floats to 3 significant digits), for profiles: in the config:\n")
             print(format_profile(result.best_profile, args.profile))
             if args.write_config is not None:
-                written = write_config_with_profile(result.best_profile, args.profile, args.write_config)
+                written = write_config_with_profile(result.best_profile, args.profile, args.write_config, config)
                 print(
                     f"configuration with it written to {written}; train with it: BE_CONFIG={written} "
                     f"building-energy train --profile {args.profile}"

@@ -14,19 +14,23 @@ import optuna
 import pytest
 import yaml
 
-from building_energy.config import ProfileGrids, SearchSpace, Settings, get_config
+from building_energy.config import ProfileGrids, SearchSpace, Settings, config_file, get_config
 from building_energy.models.bench import run_benchmark
 from building_energy.models.tuning import (
     INTERRUPTED,
     RETRY_OF,
+    check_config_destination,
     format_profile,
     open_storage,
     open_study,
+    owner_gone,
+    process_token,
     profile_values,
     run_study,
     tune_in_workers,
     tune_learner,
     tune_stack,
+    write_config_with_profile,
 )
 
 pytestmark = pytest.mark.slow
@@ -304,3 +308,56 @@ def test_a_running_trial_whose_process_is_gone_is_queued_again_even_under_a_reus
     (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == left.number]
     assert retry.state == optuna.trial.TrialState.WAITING
     assert retry.system_attrs["fixed_params"] == trials[left.number].params
+
+
+def test_a_trials_owner_is_its_pid_at_its_start_time() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        token = process_token(child.pid)
+        assert token is not None
+
+        def owned(process: str | None) -> optuna.trial.FrozenTrial:
+            attrs = {"host": socket.gethostname(), "pid": child.pid, "process": process}
+            return optuna.trial.create_trial(value=0.0, user_attrs=attrs)
+
+        assert not owner_gone(owned(token))
+        assert owner_gone(owned(token + "0"))  # the same pid, another process: the owner is gone
+        assert not owner_gone(owned(None))  # recorded without a token: the pid alone, alive
+    finally:
+        child.kill()
+        child.wait()
+    assert owner_gone(owned(token))
+    assert not owner_gone(optuna.trial.create_trial(value=0.0, user_attrs={"host": "elsewhere", "pid": child.pid}))
+
+
+def test_an_interrupted_trial_its_process_could_not_queue_is_queued_by_the_next_command(tmp_path: Path) -> None:
+    config, journal = get_config(), str(tmp_path / "journal.log")
+    study = open_study("toy", journal, "minimize", config, worker=0, identity={"objective": "toy"})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("interrupted", True)  # then a second signal stopped it before it queued the retry
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    for _ in range(2):  # queued once, not once per command
+        open_study("toy", journal, "minimize", config, worker=0, identity={"objective": "toy"})
+    retries = [t for t in _trials(Path(journal), "toy") if t.user_attrs.get(RETRY_OF) == trial.number]
+    assert [t.system_attrs["fixed_params"] for t in retries] == [trial.params]
+
+
+def test_the_written_configuration_is_the_one_in_force_with_the_exact_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_force = get_config().model_copy(update={"cv_folds": 3})  # as BE_CV_FOLDS=3 would give it
+    profile = {
+        learner: {name: [values[0]] for name, values in grid.items()}
+        for learner, grid in in_force.grids("tiny").items()
+    }
+    profile["xgboost"]["learning_rate"] = [0.01234567]
+    written = write_config_with_profile(profile, "tiny", tmp_path / "tuned.yaml", in_force)
+    assert "admin_token" not in written.read_text()
+    monkeypatch.setenv("BE_CONFIG", str(written))
+    loaded = Settings()
+    assert loaded.cv_folds == 3
+    assert loaded.grids("tiny") == profile  # not rounded: the values the study scored
+    with pytest.raises(ValueError, match="is the configuration in force"):
+        check_config_destination(config_file())

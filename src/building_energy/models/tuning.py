@@ -128,7 +128,7 @@ def learner_identity(
     )
 
 
-def _process_token(pid: int) -> str | None:
+def process_token(pid: int) -> str | None:
     """``pid``'s boot and start time: a pid is reused, a pid with its start time on one boot is not. None where
     ``/proc`` cannot tell (not Linux, or no such process)."""
     try:
@@ -144,17 +144,17 @@ def mark_trial_owner(trial: optuna.Trial, worker: int) -> None:
     trial.set_user_attr("worker", worker)
     trial.set_user_attr(HOST, socket.gethostname())
     trial.set_user_attr(PID, os.getpid())
-    trial.set_user_attr(PROCESS, _process_token(os.getpid()))
+    trial.set_user_attr(PROCESS, process_token(os.getpid()))
 
 
-def _owner_gone(trial: optuna.trial.FrozenTrial) -> bool:
+def owner_gone(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether the process that ran ``trial`` on this machine is gone (never true for another machine's)."""
     if trial.user_attrs.get(HOST) != socket.gethostname() or not isinstance(trial.user_attrs.get(PID), int):
         return False
     pid = trial.user_attrs[PID]
     if pid == os.getpid():
         return True  # this process runs no trial yet: the pid was another process's, before a restart
-    recorded, now = trial.user_attrs.get(PROCESS), _process_token(pid)
+    recorded, now = trial.user_attrs.get(PROCESS), process_token(pid)
     if recorded is not None and now is not None:
         return recorded != now
     try:
@@ -176,20 +176,29 @@ def requeue_interrupted_trials(study: optuna.Study, storage: BaseStorage) -> int
     """Mark failed the trials left running by a process of this machine that is gone, and queue each of them
     again; the number queued.
 
-    Only this machine's trials can be judged: a trial of a process on another host may still be running. A
-    trial stopped by Ctrl-C or SIGTERM is queued again by its own process (``interruptible``). Two commands
-    opening the study at once both try; the first to mark the trial failed queues it.
+    Only this machine's trials can be judged: a trial of a process on another host may still be running, and
+    a trial stopped before its objective started has no owner recorded. A trial stopped by Ctrl-C or SIGTERM
+    is queued again by its own process (``interruptible``), or here if that process was stopped again first.
+    Two commands opening the study at once both try; the first to mark a running trial failed queues it.
     """
     study_id = storage.get_study_id_from_name(study.study_name)
+    trials = study.get_trials(deepcopy=False)
+    queued = {trial.user_attrs.get(RETRY_OF) for trial in trials}
     count = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not _owner_gone(trial):
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.RUNNING and owner_gone(trial):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            try:
+                storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                continue  # another command got there first, and queues it
+        elif not (
+            # Interrupted, but its own process was stopped again before it could queue it.
+            trial.state == optuna.trial.TrialState.FAIL
+            and trial.user_attrs.get(INTERRUPTED)
+            and trial.number not in queued
+        ):
             continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        try:
-            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            continue  # another command got there first, and queues it
         study.enqueue_trial(_retry_params(trial), user_attrs={RETRY_OF: trial.number})
         count += 1
     if count:
@@ -352,9 +361,11 @@ def open_study(
                 f"study {name!r} in {storage} was made by an earlier version that did not record what it was made "
                 "for, so its trials cannot be checked against this run's; give another --study (or --storage)"
             )
-        # One attribute, one write: a command opening the study meanwhile sees all of it or none.
+        # One attribute, one write: a command opening the study meanwhile sees all of it or none. Two commands
+        # creating it at once both write; reading it back, the one whose write was replaced is refused below.
         study.set_user_attr(IDENTITY, recorded)
-    else:
+        created_for = study.user_attrs.get(IDENTITY) or {}
+    if created_for != recorded:
         differences = [
             f"another {key}" if isinstance(value, dict) else f"{key} {created_for.get(key)!r}, not {value!r}"
             for key, value in recorded.items()
@@ -568,16 +579,25 @@ def format_profile(profile: dict[str, dict[str, list[Any]]], name: str = "full")
     return yaml.safe_dump({name: rounded_profile(profile)}, sort_keys=False, default_flow_style=None)
 
 
-def write_config_with_profile(profile: dict[str, dict[str, list[Any]]], name: str, path: Path) -> Path:
-    """The configuration in force with profile ``name`` replaced by ``profile`` (rounded), written to ``path``:
-    ``BE_CONFIG=path building-energy train --profile name`` then trains with it. The file in force itself is
-    never written over."""
-    source = config_file()
-    if path.exists() and path.resolve() == source.resolve():
+def check_config_destination(path: Path) -> None:
+    """Refuse, before a study runs, a destination ``write_config_with_profile`` would refuse after it."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give the configuration file's name")
+    if path.exists() and path.resolve() == config_file().resolve():
         raise ValueError(f"{path} is the configuration in force; write the new one to another file")
-    document = yaml.safe_load(source.read_text())
-    document["profiles"][name] = rounded_profile(profile)
-    Settings.model_validate({**document})  # a profile the configuration would refuse is not written
+
+
+def write_config_with_profile(
+    profile: dict[str, dict[str, list[Any]]], name: str, path: Path, config: Settings | None = None
+) -> Path:
+    """``config`` (the configuration in force, its file and environment overrides alike) with profile ``name``
+    replaced by ``profile``, written to ``path``: ``BE_CONFIG=path building-energy train --profile name`` then
+    trains with exactly the values the study scored, under the settings it scored them with. The admin token
+    is left out (it belongs in the environment), and the file in force is never written over."""
+    check_config_destination(path)
+    document = (config or get_config()).model_dump(mode="json", exclude={"api": {"admin_token"}})
+    document["profiles"][name] = profile
+    Settings.model_validate(document)  # a profile the configuration would refuse is not written
     write_bytes_atomically(path, yaml.safe_dump(document, sort_keys=False, default_flow_style=None).encode())
     return path
 
