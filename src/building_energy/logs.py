@@ -8,6 +8,13 @@ from typing import Any
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def error_summary(error: BaseException) -> str:
+    """``Type: first line of the message``: MLflow's and SQLAlchemy's errors run to pages (retries, SQL), and a
+    one-line error or warning needs only what happened."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
 def configure_logging(level: int) -> None:
     """Log records at ``level`` and above to stderr in ``LOG_FORMAT`` (the command line's ``main``)."""
     logging.basicConfig(level=level, format=LOG_FORMAT)

@@ -40,7 +40,12 @@ def metrics_real(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series)
 
 def evaluate_model(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
     """``metrics_real`` of ``model`` on (X, y), plus MAPE per ``PrimaryPropertyType``."""
-    pred = np.asarray(model.predict(X), dtype=float)
+    return evaluate_predictions(model.predict(X), X, y)
+
+
+def evaluate_predictions(predicted: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+    """``evaluate_model`` of predictions already made on X."""
+    pred = np.asarray(predicted, dtype=float)
     truth = np.asarray(y, dtype=float)
     result: dict[str, Any] = metrics_real(truth, pred)
     ape = pd.Series(np.abs(pred - truth) / np.abs(truth), index=X.index)

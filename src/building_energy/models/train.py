@@ -18,7 +18,7 @@ from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, TARGET_GHG, 
 from building_energy.data.io import sha256_file
 from building_energy.data.schema import DataValidationError
 from building_energy.models.artifacts import save_artifacts, training_lock
-from building_energy.models.evaluate import evaluate_model
+from building_energy.models.evaluate import evaluate_predictions
 from building_energy.models.metadata import git_commit, library_versions
 from building_energy.models.pipeline import (
     LEARNERS,
@@ -96,8 +96,13 @@ def predictions_sha256(model: Any, *frames: pd.DataFrame) -> str:
     """SHA-256 of ``model``'s predictions on ``frames`` (float64, in order): the same for the same data, code and
     config, so it tells two models apart by what they compute. The model file's own checksum cannot: pickling
     a fitted pipeline is not byte-stable (and the file also holds the training date)."""
-    predictions = np.concatenate([np.asarray(model.predict(frame), dtype="<f8") for frame in frames])
-    return hashlib.sha256(predictions.tobytes()).hexdigest()
+    return hash_predictions(*(model.predict(frame) for frame in frames))
+
+
+def hash_predictions(*predictions: Any) -> str:
+    """``predictions_sha256`` of predictions already made."""
+    joined = np.concatenate([np.asarray(predicted, dtype="<f8") for predicted in predictions])
+    return hashlib.sha256(joined.tobytes()).hexdigest()
 
 
 def train_model(
@@ -138,7 +143,12 @@ def train_model(
         best_params = {name: result.best_params for name, result in searches.items()}
         X_train, y_train = prepare_xy(model_input, target_column)
         X_test, y_test = prepare_xy(test_rows, target_column)
-        metrics = {"train": evaluate_model(model, X_train, y_train), "test": evaluate_model(model, X_test, y_test)}
+        # Predicted once: the metrics and the predictions' checksum both read them.
+        predicted_train, predicted_test = model.predict(X_train), model.predict(X_test)
+        metrics = {
+            "train": evaluate_predictions(predicted_train, X_train, y_train),
+            "test": evaluate_predictions(predicted_test, X_test, y_test),
+        }
         metrics["cv"] = {
             name: {"mean_neg_mae_log": r.best_score, "folds": r.fold_scores} for name, r in searches.items()
         }
@@ -160,7 +170,7 @@ def train_model(
             "input_features": list(fitted[:1].get_feature_names_out()),
             "feature_names": list(fitted[:-1].get_feature_names_out()),
             "metrics": metrics,
-            "predictions_sha256": predictions_sha256(model, X_train, X_test),
+            "predictions_sha256": hash_predictions(predicted_train, predicted_test),
             "training_seconds": round(time.perf_counter() - started, 2),
             "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }

@@ -9,10 +9,10 @@ A study lives in a storage shared by every worker: a journal file by default (sa
 on one machine), or any RDB URL (``postgresql://...``, ``sqlite:///...``) for a cluster. Running the
 command again resumes the study until it holds the requested number of finished trials.
 
-A study records what it was created for (objective, learner or profile, target, score, folds, seed, search
-space, data checksum) and refuses to be resumed for anything else: its trials would not be comparable. A
-trial interrupted on this machine (Ctrl-C, SIGTERM, a killed process) is marked failed and queued again on
-the next run, so no point of the search, and not the stack study's starting profile, is lost.
+A study records what it was created for (``study_identity``) and refuses to be resumed for anything else:
+its trials would not be comparable. An interrupted trial is queued again, by its own process on Ctrl-C or
+SIGTERM, or by the next command on this machine when its process was killed outright, so no point of the
+search, and not the stack study's starting profile, is lost.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from sklearn.model_selection import KFold
 from building_energy.config import SearchSpace, Settings, config_file, get_config
 from building_energy.data.io import sha256_file
 from building_energy.files import write_bytes_atomically
+from building_energy.logs import error_summary
 from building_energy.models.bench import benchmark_folds
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.pipeline import (
@@ -88,12 +89,7 @@ def open_storage(storage: str) -> BaseStorage:
     except OSError:
         raise  # a path the user can fix, named by the command line
     except Exception as error:  # SQLAlchemy and driver errors: one line naming the storage, not pages of them
-        raise ValueError(f"{storage}: cannot open the Optuna storage ({_first_line(error)})") from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
+        raise ValueError(f"{storage}: cannot open the Optuna storage ({error_summary(error)})") from error
 
 
 def study_identity(config: Settings, data_path: Path, **what: Any) -> dict[str, Any]:
@@ -348,7 +344,7 @@ def open_study(
             load_if_exists=True,
         )
     except Exception as error:  # a file that is no journal, a schema of another Optuna version...
-        raise ValueError(f"{storage}: cannot read study {name!r} ({_first_line(error)})") from error
+        raise ValueError(f"{storage}: cannot read study {name!r} ({error_summary(error)})") from error
     recorded = json.loads(json.dumps(identity))  # as the storage gives it back (tuples as lists...)
     if study.direction.name.lower() != direction:
         raise ValueError(

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from building_energy.config import Settings, get_config
+from building_energy.logs import error_summary
 from building_energy.models.artifacts import TrainingInProgressError, training_lock
 from building_energy.models.compare_pipelines import REPORT_JOBLIB, REPORT_JSON, compare_on_split, recorded_split
 from building_energy.models.loading import load_model
@@ -107,7 +108,7 @@ def _record(result: TrainingResult, record: TrainingRecord, config: Settings, tr
     except Exception as error:  # an unreachable or read-only store must not take training down
         _problem(
             record,
-            f"MLflow tracking to {uri} failed ({type(error).__name__}: {_first_line(error)}); "
+            f"MLflow tracking to {uri} failed ({error_summary(error)}); "
             f"the model and its artifacts in {output_dir} are saved all the same",
         )
 
@@ -119,9 +120,3 @@ def _problem(record: TrainingRecord, message: str, error: BaseException | None =
     if error is not None:
         logger.debug("traceback of: %s", message, exc_info=error)
     record.problems.append(message)
-
-
-def _first_line(error: BaseException) -> str:
-    """MLflow's connection errors run to pages of retries; the first line says what happened."""
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else ""
