@@ -13,8 +13,9 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from building_energy.config import ProfileGrids, SearchSpace, Settings, config_file, get_config
+from building_energy.config import ProfileGrids, SearchSpace, Settings, TuningSettings, config_file, get_config
 from building_energy.models.bench import run_benchmark
 from building_energy.models.tuning import (
     INTERRUPTED,
@@ -26,6 +27,7 @@ from building_energy.models.tuning import (
     owner_gone,
     process_token,
     profile_values,
+    requeue_stale_trial,
     run_study,
     tune_in_workers,
     tune_learner,
@@ -145,26 +147,26 @@ def two_folds() -> Settings:
     return get_config().model_copy(update={"cv_folds": 2})
 
 
-def _trials(journal: Path, name: str = STUDY) -> list[optuna.trial.FrozenTrial]:
+def _trials(journal: Path | str, name: str = STUDY) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=open_storage(str(journal))).trials
 
 
-def _tune_command(journal: Path, data_path: Path, *options: str) -> subprocess.Popen[str]:
+def _tune_command(journal: Path | str, data_path: Path, *options: str, **env: str) -> subprocess.Popen[str]:
     command = [str(Path(sys.executable).parent / "building-energy"), "tune", "--learner", "svr"]
     return subprocess.Popen(
         [*command, "--storage", str(journal), "--data", str(data_path), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "BE_CV_FOLDS": "2"},
+        env={**os.environ, "BE_CV_FOLDS": "2", **env},
     )
 
 
-def _a_running_trial(journal: Path, process: subprocess.Popen[str]) -> optuna.trial.FrozenTrial:
+def _a_running_trial(journal: Path | str, process: subprocess.Popen[str]) -> optuna.trial.FrozenTrial:
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[0]
-        if journal.is_file():
+        if journal.is_file() if isinstance(journal, Path) else STUDY in optuna.get_all_study_names(journal):
             running = [
                 t for t in _trials(journal) if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs
             ]
@@ -205,26 +207,94 @@ def test_a_trial_killed_mid_run_is_run_again_by_the_next_command(
     assert len(_trials(journal)) == len(trials)
 
 
-def test_sigterm_stops_tune_and_its_workers_and_marks_their_trials_interrupted(data_path: Path, tmp_path: Path) -> None:
-    journal = tmp_path / "journal.log"
-    process = _tune_command(journal, data_path, "--trials", "20", "--workers", "2")
-    _a_running_trial(journal, process)
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, output
-    assert output.rstrip().endswith("error: interrupted")
-    trials = _trials(journal)
-    workers = {t.user_attrs["pid"] for t in trials if "pid" in t.user_attrs}  # a queued retry has none yet
-    deadline = time.monotonic() + 60
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not [pid for pid in workers if _alive(pid)], "a worker outlived the tune command"
+def test_a_trial_whose_process_died_on_another_machine_is_run_again_once_its_heartbeat_stops(
+    data_path: Path, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'optuna.db'}"
+    beat = {"BE_TUNING__HEARTBEAT_SECONDS": "1", "BE_TUNING__HEARTBEAT_GRACE_SECONDS": "2"}
+    process = _tune_command(database, data_path, "--trials", "3", **beat)
+    killed = _a_running_trial(database, process)
+    process.kill()
+    process.wait(timeout=60)
+    # As a cluster sees it: the dead process ran on another host, so no process here can tell it is gone.
+    storage = open_storage(database)
+    storage.set_trial_user_attr(killed._trial_id, "host", "another-machine")
+    killed = _trials(database)[killed.number]
+    time.sleep(4)  # past the grace period (SQLite's clock counts whole seconds)
+
+    config = get_config().model_copy(
+        update={
+            "cv_folds": 2,
+            "tuning": get_config().tuning.model_copy(update={"heartbeat_seconds": 1, "heartbeat_grace_seconds": 2}),
+        }
+    )
+    tune_learner("svr", n_trials=3, storage=database, data_path=data_path, config=config)
+    trials = _trials(database)
+    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed.number]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert {name: retry.params[name] for name in killed.params} == killed.params
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert failed and all(t.user_attrs.get(INTERRUPTED) for t in failed)
-    # Each is queued to run again by the next command.
-    queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
-    assert sorted(t.user_attrs[RETRY_OF] for t in queued) == sorted(t.number for t in failed)
+
+
+def test_a_worker_whose_trial_another_worker_failed_and_queued_goes_on_with_the_study(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = open_study("toy", database, "minimize", get_config(), worker=0, identity={"objective": "toy"})
+    other_worker = optuna.load_study(study_name="toy", storage=open_storage(database))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 0:
+            # This worker stalled past the grace period: another one fails the trial and queues it again, as
+            # Optuna's stale-trial check does with the heartbeat callback.
+            other_worker._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            requeue_stale_trial(other_worker, other_worker.trials[0])
+            trial.report(x, 0)
+        return x
+
+    run_study(study, objective, n_trials=3, worker=0)
+    trials = _trials(database, "toy")
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == 0]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.params == trials[0].params
+    assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) == 3
+
+
+def test_a_heartbeat_grace_shorter_than_a_beat_is_refused() -> None:
+    tuning = get_config().tuning.model_dump()
+    with pytest.raises(ValidationError, match=r"heartbeat_grace_seconds \(60\) must be longer than heartbeat_seconds"):
+        TuningSettings.model_validate({**tuning, "heartbeat_seconds": 60, "heartbeat_grace_seconds": 60})
+
+
+def test_sigterm_stops_tune_and_its_workers_and_marks_their_trials_interrupted(data_path: Path, tmp_path: Path) -> None:
+    interrupted = []
+    # A two-fold SVR trial lasts about a second: the signal may land between a worker's trials, which must
+    # leave the study whole too, but interrupts no trial. A few attempts make sure one lands in a trial.
+    for attempt in range(4):
+        journal = tmp_path / f"journal{attempt}.log"
+        process = _tune_command(journal, data_path, "--trials", "20", "--workers", "2")
+        _a_running_trial(journal, process)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 130, output
+        assert output.rstrip().endswith("error: interrupted")
+        trials = _trials(journal)
+        workers = {t.user_attrs["pid"] for t in trials if "pid" in t.user_attrs}  # a queued retry has none yet
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [pid for pid in workers if _alive(pid)], "a worker outlived the tune command"
+        assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+        assert all(t.user_attrs.get(INTERRUPTED) for t in failed)
+        # Each is queued to run again by the next command.
+        queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+        assert sorted(t.user_attrs[RETRY_OF] for t in queued) == sorted(t.number for t in failed)
+        interrupted += failed
+        if interrupted:
+            break
+    assert interrupted, "in no attempt did SIGTERM land in a trial"
 
 
 def test_a_study_is_resumed_only_for_what_it_was_made_for(data_path: Path, tmp_path: Path, two_folds: Settings) -> None:

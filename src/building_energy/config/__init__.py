@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,10 +99,24 @@ class TuningSettings(Section):
     pruner_startup_trials: int = Field(ge=0)
     pruner_warmup_folds: int = Field(ge=0)
     spaces: dict[str, dict[str, SearchSpace]]
+    # An RDB storage's running trials beat every ``heartbeat_seconds``. A trial silent for the grace period,
+    # its process dead on whichever machine ran it, is failed and queued again by the next trial of any
+    # worker. The grace is long because a worker stalled longer than it (suspended, swapping) loses its trial.
+    heartbeat_seconds: int = Field(gt=0)
+    heartbeat_grace_seconds: int = Field(gt=0)
     # A trial of the whole stack is five fits of the stack (44 s here), so its study is shorter.
     stack_trials: int = Field(gt=0)
     # The learners' parameters searched together; the others keep the profile's values.
     stack_spaces: dict[str, dict[str, SearchSpace]]
+
+    @model_validator(mode="after")
+    def _grace_outlasts_a_heartbeat(self) -> TuningSettings:
+        if self.heartbeat_grace_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"heartbeat_grace_seconds ({self.heartbeat_grace_seconds}) must be longer than heartbeat_seconds "
+                f"({self.heartbeat_seconds}): a live trial would be failed between two of its beats"
+            )
+        return self
 
     @field_validator("spaces")
     @classmethod

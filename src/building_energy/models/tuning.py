@@ -11,8 +11,9 @@ command again resumes the study until it holds the requested number of finished 
 
 A study records what it was created for (``study_identity``) and refuses to be resumed for anything else:
 its trials would not be comparable. An interrupted trial is queued again, by its own process on Ctrl-C or
-SIGTERM, or by the next command on this machine when its process was killed outright, so no point of the
-search, and not the stack study's starting profile, is lost.
+SIGTERM, or by the next command on this machine when its process was killed outright, or, in an RDB
+storage, by any worker once the trial's heartbeat has been silent for the grace period (its process died on
+whichever machine), so no point of the search, and not the stack study's starting profile, is lost.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import math
 import multiprocessing
 import os
 import signal
 import socket
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +43,7 @@ from optuna.storages.journal import JournalFileBackend
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from building_energy.config import SearchSpace, Settings, config_file, get_config
+from building_energy.config import SearchSpace, Settings, TuningSettings, config_file, get_config
 from building_energy.data.io import sha256_file
 from building_energy.files import write_bytes_atomically
 from building_energy.logs import error_summary
@@ -78,11 +81,26 @@ class TuningResult:
     best_profile: dict[str, dict[str, list[Any]]] | None = None
 
 
-def open_storage(storage: str) -> BaseStorage:
-    """A URL with a scheme is an RDB storage; anything else is a journal file path."""
+def open_storage(storage: str, tuning: TuningSettings | None = None) -> BaseStorage:
+    """A URL with a scheme is an RDB storage; anything else is a journal file path.
+
+    With ``tuning``, an RDB storage's trials send a heartbeat, and a trial silent past the grace period is
+    failed and queued again (``requeue_stale_trial``): its process may have died on any machine of a cluster,
+    where ``requeue_interrupted_trials`` sees only this one's. A journal has no heartbeat.
+    """
     try:
         if "://" in storage:
-            return optuna.storages.RDBStorage(storage)
+            if tuning is None:
+                return optuna.storages.RDBStorage(storage)
+            with warnings.catch_warnings():
+                # Optuna marks the heartbeat experimental; it has had the same interface since 2.9.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    storage,
+                    heartbeat_interval=tuning.heartbeat_seconds,
+                    grace_period=tuning.heartbeat_grace_seconds,
+                    heartbeat_stale_trial_callback=requeue_stale_trial,
+                )
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
@@ -172,8 +190,9 @@ def requeue_interrupted_trials(study: optuna.Study, storage: BaseStorage) -> int
     """Mark failed the trials left running by a process of this machine that is gone, and queue each of them
     again; the number queued.
 
-    Only this machine's trials can be judged: a trial of a process on another host may still be running, and
-    a trial stopped before its objective started has no owner recorded. A trial stopped by Ctrl-C or SIGTERM
+    Only this machine's trials can be judged here: a trial of a process on another host may still be running
+    (in an RDB storage its heartbeat tells, ``requeue_stale_trial``), and a trial stopped before its objective
+    started has no owner recorded. A trial stopped by Ctrl-C or SIGTERM
     is queued again by its own process (``interruptible``), or here if that process was stopped again first.
     Two commands opening the study at once both try; the first to mark a running trial failed queues it.
     """
@@ -200,6 +219,19 @@ def requeue_interrupted_trials(study: optuna.Study, storage: BaseStorage) -> int
     if count:
         logger.warning("study %s: %d interrupted trial(s) queued to run again", study.study_name, count)
     return count
+
+
+def requeue_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's heartbeat callback: ``trial`` fell silent past the grace period and this process has just
+    marked it failed (only one process can), so this process queues it again."""
+    study.enqueue_trial(_retry_params(trial), user_attrs={RETRY_OF: trial.number})
+    logger.warning(
+        "study %s: trial %d (%s, pid %s) sent no heartbeat for the grace period; queued to run again",
+        study.study_name,
+        trial.number,
+        trial.user_attrs.get(HOST, "unknown host"),
+        trial.user_attrs.get(PID, "?"),
+    )
 
 
 def interruptible(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
@@ -332,7 +364,7 @@ def open_study(
     Interrupted trials are queued again (``requeue_interrupted_trials``).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opened = open_storage(storage)
+    opened = open_storage(storage, config.tuning)
     try:
         study = optuna.create_study(
             study_name=name,
@@ -380,6 +412,10 @@ def open_study(
     return study
 
 
+class TrialTakenOverError(RuntimeError):
+    """This worker's trial was failed, and queued again, by another worker while it still ran it."""
+
+
 def run_study(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
@@ -404,8 +440,35 @@ def run_study(
                 study.stop()
 
         callbacks.append(stop_when_orphaned)
-    if remaining > 0:
-        study.optimize(interruptible(objective), n_trials=remaining, callbacks=callbacks, show_progress_bar=worker == 0)
+    taken_over: list[int] = []  # trials another worker failed while this one still ran them
+
+    def watched(trial: optuna.Trial) -> float:
+        try:
+            value = objective(trial)
+        except UpdateFinishedTrialError:
+            value = math.nan  # its trial was failed under it, checked below
+        if study._storage.get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:
+            taken_over.append(trial._trial_id)
+            raise TrialTakenOverError(f"trial {trial.number} was failed by another worker: its heartbeat had stopped")
+        return value
+
+    while remaining > 0:
+        try:
+            study.optimize(
+                interruptible(watched), n_trials=remaining, callbacks=callbacks, show_progress_bar=worker == 0
+            )
+            return
+        except ValueError:
+            # Optuna cannot record a trial that is already failed. A worker stalled past the heartbeat's grace
+            # period (suspended, swapping) finds its trial failed and queued again by another: it moves on.
+            if not taken_over:
+                raise
+            logger.warning(
+                "worker %d: trial %d was failed and queued again by another worker (no heartbeat); going on",
+                worker,
+                study._storage.get_trial(taken_over.pop()).number,
+            )
+        remaining = n_trials - len(study.get_trials(states=FINISHED))
 
 
 def _result(study: optuna.Study, **extra: Any) -> TuningResult:
