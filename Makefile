@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PROFILE ?= full
 
-.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load bench-growth tune-stack browser
+.PHONY: setup data train test pytest lint format lock bench clean ui compare notebook bench-api audit bench-load bench-growth tune-stack browser postgres
 
 # The venv and the pinned uv that installs everything else (and re-resolves the lock).
 $(BIN)/uv:
@@ -32,7 +32,20 @@ lint: setup
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy src
 
-pytest: data browser
+# The tuning tests start a real PostgreSQL server on loopback (an Optuna study shared by a cluster).
+postgres:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing postgresql for the tuning tests"; \
+	    apt-get update -qq </dev/null >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql </dev/null >/dev/null; \
+	  else \
+	    echo "the tuning tests need PostgreSQL's server (initdb, postgres): sudo apt-get install -y postgresql" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+pytest: data browser postgres
 	$(BIN)/pytest
 
 # The dashboard's browser test drives Debian's Chromium (a real browser, not a stand-in). Installed when

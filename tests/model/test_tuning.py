@@ -38,10 +38,18 @@ from building_energy.models.tuning import (
 pytestmark = pytest.mark.slow
 
 
-def test_two_workers_share_one_study_and_it_resumes(data_path: Path, tmp_path: Path) -> None:
-    journal = tmp_path / "optuna" / "journal.log"
+@pytest.fixture(params=["journal", "postgresql"])
+def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The default journal file (one machine), or a PostgreSQL database on a real server (a cluster)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "optuna" / "journal.log")
+
+
+def test_two_workers_share_one_study_and_it_resumes(data_path: Path, shared_storage: str) -> None:
+    journal = shared_storage
     first = tune_in_workers(
-        "lightgbm", n_trials=4, workers=2, storage=str(journal), study_name="shared", data_path=data_path
+        "lightgbm", n_trials=4, workers=2, storage=journal, study_name="shared", data_path=data_path
     )
     study = optuna.load_study(study_name="shared", storage=open_storage(str(journal)))
     finished = [t for t in study.trials if t.state.is_finished()]
@@ -207,10 +215,11 @@ def test_a_trial_killed_mid_run_is_run_again_by_the_next_command(
     assert len(_trials(journal)) == len(trials)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_trial_whose_process_died_on_another_machine_is_run_again_once_its_heartbeat_stops(
-    data_path: Path, tmp_path: Path
+    data_path: Path, tmp_path: Path, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    database = f"sqlite:///{tmp_path / 'optuna.db'}"
+    database = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path / 'o.db'}"
     beat = {"BE_TUNING__HEARTBEAT_SECONDS": "1", "BE_TUNING__HEARTBEAT_GRACE_SECONDS": "2"}
     process = _tune_command(database, data_path, "--trials", "3", **beat)
     killed = _a_running_trial(database, process)
