@@ -94,13 +94,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from building_energy.files import write_bytes_atomically
+    from building_energy.files import check_writable, write_bytes_atomically
     from building_energy.models.bench import format_benchmark, paired_difference, run_benchmark
 
     if args.output is not None:
         # Checked before the benchmark runs (minutes to hours), not when its results are to be written.
         if args.output.is_dir():
             raise ValueError(f"{args.output}: is a directory; give the per-fold CSV's file name")
+        check_writable(args.output)
         args.output.parent.mkdir(parents=True, exist_ok=True)
     seeds = tuple(args.seeds)
     common = {"data_path": args.data, "profile": args.profile, "seeds": seeds, "n_folds": args.folds}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 # ``write_bytes_atomically``'s temporaries are ``.<name>.<random>.tmp``: what a clean-up may look for.
 TEMPORARY_SUFFIX = ".tmp"
@@ -28,25 +32,62 @@ def create_temporary(directory: Path, prefix: str, suffix: str = "") -> tuple[in
     raise FileExistsError(f"{directory}: no free temporary name starting with {prefix!r}")
 
 
-def write_bytes_atomically(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename: a crash leaves old or new, never half.
+def check_writable(path: Path) -> None:
+    """Refuse a ``path`` this process could not write, before any work towards it.
+
+    A read-only file: an atomic write renames over it whatever its mode, which would silently undo the
+    protection its owner gave it. A folder (or, for folders still to be created, the nearest existing one)
+    that cannot be written or entered. Only the mode bits and ACLs are judged; a full disk shows at the write.
+    """
+    path = Path(path)
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, "the file is read-only; not replaced", str(path))
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():  # a file where a folder should be: named as creating the folder would name it
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+
+
+# Errors about where a file goes that name no file (a full disk, a quota, a size limit, a read-only or forbidden
+# folder): the message should name the file that was not written, as it should for an error naming the
+# temporary. Other errors, such as a download's network failures, pass through as they are.
+_DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A new file to fill; on leaving the block it is fsynced and renamed over ``path``, so a crash leaves the
+    old file or the new one, never half. On an error nothing is renamed and the temporary is removed.
 
     The file gets the mode a plain write would (umask applied); the temporary is ``.<name>.<random>.tmp``,
     the name ``remove_stale_temporaries`` looks for.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = create_temporary(path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    path = Path(path)
+    check_writable(path)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_path = create_temporary(path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
     except OSError as error:
-        # A full disk names no file, a failed rename names the temporary too: the caller's message should name
-        # the file that was not written, and only that one.
-        if error.filename in (None, str(tmp_path)):
+        named = Path(str(error.filename)) if error.filename is not None else None
+        names_temporary = named is not None and named.parent == path.parent and named.name.startswith(f".{path.name}.")
+        if names_temporary or (error.filename is None and error.errno in _DESTINATION_ERRNOS):
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` whole or not at all (``replacing``)."""
+    with replacing(path) as handle:
+        handle.write(payload)

@@ -7,7 +7,6 @@ import csv
 import hashlib
 import http.client
 import logging
-import os
 import re
 import shutil
 import urllib.error
@@ -19,7 +18,7 @@ import pandas as pd
 from building_energy.data import columns
 from building_energy.data.columns import NUMERIC_COLUMNS
 from building_energy.data.schema import DataValidationError
-from building_energy.files import create_temporary
+from building_energy.files import check_writable, replacing
 
 logger = logging.getLogger(__name__)
 
@@ -210,27 +209,15 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
 
 
 def _copy_atomically(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 would survive the rename and lock other accounts out of the data file.
-    fd, tmp_path = create_temporary(destination.parent, prefix=f".{destination.name}.")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp_path)
-        os.replace(tmp_path, destination)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with source.open("rb") as original, replacing(destination) as copy:
+        shutil.copyfileobj(original, copy)
 
 
 def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
     logger.info("downloading %s", url)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = create_temporary(destination.parent, prefix=f".{destination.name}.")  # mode: see _copy_atomically
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (URL comes from config)
-            shutil.copyfileobj(response, out)
-        os.replace(tmp_path, destination)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    check_writable(destination)  # before the transfer, not after it
+    with urllib.request.urlopen(url, timeout=timeout) as response, replacing(destination) as out:  # noqa: S310 (URL comes from config)
+        shutil.copyfileobj(response, out)
 
 
 def fetch_data(

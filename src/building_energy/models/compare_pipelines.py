@@ -22,7 +22,7 @@ from sklearn.base import clone
 from building_energy.config import PrototypeParams, Settings, get_config
 from building_energy.data.columns import BUILDING_ID
 from building_energy.data.schema import DataValidationError
-from building_energy.files import write_bytes_atomically
+from building_energy.files import check_writable, write_bytes_atomically
 from building_energy.models.artifacts import dump_joblib_bytes, training_lock
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.loading import LoadedModel, is_models_uri, load_model
@@ -206,6 +206,8 @@ def compare_pipelines(
                 f"{loaded.source} was trained on {recorded_file}, which is gone, and the configured data "
                 f"{config.paths.data} is missing too; give the data file (--data)"
             )
+    for name in (REPORT_JSON, REPORT_JOBLIB):
+        check_writable(Path(output_dir) / name)
     train_rows, test_rows = recorded_split(loaded.metadata, Path(data_path), config)
     # Not while a training writes the same folder (its own comparison report included).
     with training_lock(Path(output_dir)):

@@ -14,7 +14,7 @@ from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED
 from building_energy.data.io import parse_numbers, read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
-from building_energy.files import write_bytes_atomically
+from building_energy.files import check_writable, write_bytes_atomically
 from building_energy.models.explain import explain
 from building_energy.models.intervals import predict_interval
 from building_energy.models.metadata import recorded_target
@@ -208,6 +208,7 @@ def predict_csv(
         raise DataValidationError(f"{output_path}: the output would replace the input file; choose another path")
     if target.is_dir():
         raise DataValidationError(f"{output_path}: is a directory; give the predictions file's name")
+    check_writable(target)  # before the scoring (minutes with explanations), not after it
     raw, problems = read_buildings_csv(input_path)
     missing = [c for c in PREDICTION_REQUIRED if c not in raw]
     if missing:

@@ -17,7 +17,8 @@ from building_energy.config import Settings, get_config
 from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, TARGET_GHG, TARGET_KBTU
 from building_energy.data.io import sha256_file
 from building_energy.data.schema import DataValidationError
-from building_energy.models.artifacts import save_artifacts, training_lock
+from building_energy.files import check_writable
+from building_energy.models.artifacts import ARTIFACT_FILES, save_artifacts, training_lock
 from building_energy.models.evaluate import evaluate_predictions
 from building_energy.models.metadata import git_commit, library_versions
 from building_energy.models.pipeline import (
@@ -124,6 +125,8 @@ def train_model(
     target_column = TARGET_COLUMNS[target_name]
     config.grids(profile)  # fail on an unknown profile or parameter before any work
     check_learner_params(config)
+    for name in ARTIFACT_FILES:  # not after minutes of fitting
+        check_writable(output_dir / name)
 
     started = time.perf_counter()
     # Hashed before it is read, and again before saving: the checksum recorded is that of the bytes trained on.

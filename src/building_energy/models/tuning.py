@@ -45,7 +45,7 @@ from sklearn.model_selection import KFold
 
 from building_energy.config import SearchSpace, Settings, TuningSettings, config_file, get_config
 from building_energy.data.io import sha256_file
-from building_energy.files import write_bytes_atomically
+from building_energy.files import check_writable, write_bytes_atomically
 from building_energy.logs import error_summary
 from building_energy.models.bench import benchmark_folds
 from building_energy.models.evaluate import metrics_real
@@ -644,6 +644,7 @@ def check_config_destination(path: Path) -> None:
         raise ValueError(f"{path}: is a directory; give the configuration file's name")
     if path.exists() and path.resolve() == config_file().resolve():
         raise ValueError(f"{path} is the configuration in force; write the new one to another file")
+    check_writable(path)
 
 
 def write_config_with_profile(
