@@ -343,7 +343,7 @@ def test_a_storage_that_cannot_be_opened_is_one_line_naming_it(data_path: Path, 
         open_storage("sqlite:////nonexistent_dir/x.db")
     not_a_journal = tmp_path / "notes.txt"
     not_a_journal.write_text("some notes\n")
-    with pytest.raises(ValueError, match=rf"^{not_a_journal}: cannot read study '{STUDY}' \(JSONDecodeError"):
+    with pytest.raises(ValueError, match=rf"^{not_a_journal}: cannot open study '{STUDY}' \(JSONDecodeError"):
         tune_learner("svr", n_trials=1, storage=str(not_a_journal), data_path=data_path)
 
 

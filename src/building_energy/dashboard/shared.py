@@ -45,6 +45,12 @@ def require_model() -> LoadedModel:
         return _load_model(source)
     except Exception as error:  # any failure to load is the same to the user: no model here
         logger.warning("no model from %s: %s", source, error)
+        if isinstance(error, PermissionError):  # the model is there: training another would not help
+            _stop(
+                f"The model at `{source}` cannot be read by the dashboard's account: {error}",
+                "Give that account read access to the model's folder and files, then reload this page, or point "
+                "the dashboard at another model: `building-energy dashboard --model PATH_OR_URI`.",
+            )
         _stop(
             f"No model could be loaded from `{source}`: {error}",
             "Train one, then reload this page:\n\n"

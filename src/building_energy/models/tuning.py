@@ -376,7 +376,7 @@ def open_study(
             load_if_exists=True,
         )
     except Exception as error:  # a file that is no journal, a schema of another Optuna version...
-        raise ValueError(f"{storage}: cannot read study {name!r} ({error_summary(error)})") from error
+        raise ValueError(f"{storage}: cannot open study {name!r} ({error_summary(error)})") from error
     recorded = json.loads(json.dumps(identity))  # as the storage gives it back (tuples as lists...)
     if study.direction.name.lower() != direction:
         raise ValueError(
