@@ -9,15 +9,47 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def error_summary(error: BaseException) -> str:
-    """``Type: first line of the message``: MLflow's and SQLAlchemy's errors run to pages (retries, SQL), and a
-    one-line error or warning needs only what happened."""
+    """``Type: first line of the message`` of the error, or of the error it wraps: MLflow's and SQLAlchemy's
+    errors run to pages (retries, SQL), and a one-line error or warning needs only what happened.
+
+    Their wrappers repeat the driver's message, and may open with a note of their own ("raised as a result of
+    Query-invoked autoflush"); the driver's one line ("attempt to write a readonly database") is the cause. A
+    wrapper is looked through only when its message holds its cause's: one that adds what it was doing or
+    which file is kept.
+    """
+    seen = {id(error)}
+    while (cause := error.__cause__ or (None if error.__suppress_context__ else error.__context__)) is not None:
+        line = _first_line(cause)
+        if id(cause) in seen or not line or line not in str(error):
+            break
+        seen.add(id(cause))
+        error = cause
+    return f"{type(error).__name__}: {_first_line(error)[:300]}"
+
+
+def _first_line(error: BaseException) -> str:
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
+    return text.splitlines()[0] if text else ""
+
+
+# MLflow logs a failed statement of its SQL store, SQL and traceback, at ERROR, then raises it: the command
+# reports that error in one line, which the record would bury (it is for --verbose). Its retry warnings,
+# which carry no traceback, stay: they say why a command waits.
+_SQL_STORE_LOGGER = "mlflow.store.db.utils"
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    return record.exc_info is None
 
 
 def configure_logging(level: int) -> None:
-    """Log records at ``level`` and above to stderr in ``LOG_FORMAT`` (the command line's ``main``)."""
+    """Log records at ``level`` and above to stderr in ``LOG_FORMAT`` (the command line's ``main``); except at
+    debug level, without MLflow's records (SQL and traceback) of the SQL store errors it then raises."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    store_logger = logging.getLogger(_SQL_STORE_LOGGER)
+    store_logger.removeFilter(_without_traceback)
+    if level > logging.DEBUG:
+        store_logger.addFilter(_without_traceback)
 
 
 def process_log_config() -> dict[str, Any]:

@@ -8,7 +8,9 @@ import fcntl
 import io
 import json
 import logging
+import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from building_energy.cli import main
 from building_energy.config import get_config
@@ -32,7 +35,7 @@ from building_energy.tracking.registry import (
     promote_version,
 )
 from building_energy.tracking.runs import track_training
-from building_energy.tracking.store import TrackingError
+from building_energy.tracking.store import TrackingError, client, ensure_experiment
 from tests.tracking.helpers import TRAINING_FIXTURE_TIMEOUT, TRAINING_OUTPUTS, copy_of, sqlite_uri
 
 TRACKING = get_config().tracking
@@ -213,6 +216,37 @@ def test_promote_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # not even an empty store left behind
 
 
+@contextlib.contextmanager
+def write_locked(uri: str) -> Iterator[None]:
+    """Another process's write transaction on the store, as a training or the UI holds one: reads go on, every
+    write fails once SQLite's busy timeout (MLflow's: 20 s) runs out. A failed write root cannot bypass."""
+    database = uri.removeprefix("sqlite:///")
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_promote_on_a_store_that_refuses_writes_says_so_in_one_line(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The version is read, then setting the alias fails: one line naming the store and the cause, exit 2, and
+    none of MLflow's tracebacks of the statement."""
+    version = registry.register(-0.5)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    with write_locked(registry.uri):
+        assert main(["promote", "--version", version]) == 2
+    error = capfd.readouterr().err
+    assert error == (
+        f"error: the MLflow store at {registry.uri} could not be written: OperationalError: database is locked\n"
+    ), error
+    with pytest.raises(MlflowException, match="not found"):
+        registry.champion()  # nothing moved
+
+
 @dataclass
 class CliTraining:
     code: int
@@ -342,6 +376,25 @@ def test_an_unreachable_store_never_takes_training_down(
     assert any(r.levelno == logging.WARNING and dead in r.getMessage() for r in caplog.records)
     written = {p.relative_to(result.output).as_posix() for p in result.output.rglob("*") if p.is_file()}
     assert written >= TRAINING_OUTPUTS
+    assert load_artifact(result.output / "model.joblib")["metadata"]["profile"] == "tiny"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@TRAINING_FIXTURE_TIMEOUT
+def test_a_store_that_refuses_writes_never_takes_training_down_and_the_warning_says_why(
+    data_path: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow's first line of this failure is SQLAlchemy's note "raised as a result of Query-invoked
+    autoflush"; the warning carries the driver's cause instead, and MLflow's own log of it no traceback."""
+    uri = sqlite_uri(tmp_path / "store")
+    ensure_experiment(client(uri), uri)  # the run is the first write
+    with write_locked(uri):
+        result = _train_tiny(data_path, tmp_path / "artifacts", uri)
+    captured = capfd.readouterr()
+    assert result.code == 0
+    assert f"warning: MLflow tracking to {uri} failed (OperationalError: database is locked); " in result.stdout
+    assert "Traceback" not in captured.err
     assert load_artifact(result.output / "model.joblib")["metadata"]["profile"] == "tiny"
 
 

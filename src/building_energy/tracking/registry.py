@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from building_energy.config import Settings, get_config
+from building_energy.logs import error_summary
 from building_energy.models.artifacts import MODEL_FILE, ModelIntegrityError, ModelLoadError, load_artifact
 from building_energy.models.loading import LoadedModel
 from building_energy.tracking.store import TrackingError, bounded_http, client, resolve_tracking_uri, sqlite_path
@@ -51,10 +52,10 @@ def is_not_found(error: BaseException) -> bool:
     return getattr(error, "error_code", None) in _NOT_FOUND_CODES
 
 
-def store_failure(store: str, error: BaseException) -> str:
-    """One line for a store that could not be reached or read (a dead server, a corrupt database)."""
-    first_line = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
-    return f"the MLflow store at {store} could not be read: {type(error).__name__}: {first_line}"
+def store_failure(store: str, error: BaseException, action: str = "read") -> str:
+    """One line for a store that could not be reached, read or written (a dead server, a corrupt database, a
+    read-only or locked one)."""
+    return f"the MLflow store at {store} could not be {action}: {error_summary(error)}"
 
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -285,12 +286,15 @@ def promote_version(
             raise TrackingError(store_failure(uri, error)) from error
         except SQLAlchemyError as error:  # a corrupt or foreign SQLite file
             raise TrackingError(store_failure(uri, error)) from error
-        previous = champion_version(mlflow_client, config, target)
-        mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
-        _mark(mlflow_client, name, chosen, "champion")
-        mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
-        if previous is not None and _version_number(previous) != str(version):
-            _mark(mlflow_client, name, previous, "challenger")
+        try:
+            previous = champion_version(mlflow_client, config, target)
+            mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
+            _mark(mlflow_client, name, chosen, "champion")
+            mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
+            if previous is not None and _version_number(previous) != str(version):
+                _mark(mlflow_client, name, previous, "challenger")
+        except (MlflowException, SQLAlchemyError) as error:  # read-only, locked, or a server refusing writes
+            raise TrackingError(store_failure(uri, error, "written")) from error
     logger.info("%s@%s -> version %s", name, config.tracking.champion_alias, version)
     return _version_number(previous)
 
