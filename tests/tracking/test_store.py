@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import mlflow
 import pytest
@@ -14,7 +19,9 @@ from sklearn.dummy import DummyRegressor
 
 from building_energy.config import get_config
 from building_energy.tracking.store import (
+    TrackingError,
     bounded_http,
+    check_sqlite_access,
     client,
     ensure_experiment,
     local_artifact_location,
@@ -109,3 +116,85 @@ def test_http_bounds_never_override_the_users_choice(monkeypatch: pytest.MonkeyP
         assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == str(get_config().tracking.http_max_retries)
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "77"
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_a_store_that_cannot_be_created_is_refused_before_mlflow_opens_it(tmp_path: Path) -> None:
+    """A path under a regular file cannot be a folder, whoever asks: MLflow would fail on it only later."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    database = blocker / "sub" / "mlflow.db"
+    with pytest.raises(TrackingError, match=rf"^MLflow store {re.escape(str(database))}: Not a directory$"):
+        check_sqlite_access(f"sqlite:///{database}", "create")
+    # A new store where its folders can be made passes, and a missing one is left to the readers to report.
+    check_sqlite_access(f"sqlite:///{tmp_path}/new/sub/mlflow.db", "create")
+    check_sqlite_access(f"sqlite:///{tmp_path}/missing.db", "write")
+    check_sqlite_access("http://127.0.0.1:9", "create")  # a server answers for itself
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]  # the check creates nothing
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder outside pytest's (mode 700, root's), so that another user can reach it."""
+    folder = Path(tempfile.mkdtemp(prefix="building-energy-access-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def _checked_as_nobody(uri: str, access: Literal["read", "write", "create"]) -> str:
+    """What ``check_sqlite_access`` says in a child process whose effective user is ``nobody`` (root ignores
+    permissions): ``ok``, or the error's message."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no return, no pytest
+        try:
+            os.close(read_end)
+            os.setegid(65534)
+            os.seteuid(65534)
+            try:
+                check_sqlite_access(uri, access)
+                answer = "ok"
+            except TrackingError as error:
+                answer = str(error)
+            os.write(write_end, answer.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_store_another_user_cannot_read_or_write_is_refused_naming_the_file(shared_folder: Path) -> None:
+    """As ``nobody`` (the files are root's): MLflow would retry each of these for about 100 s."""
+    readable = shared_folder / "readable"  # 755: nobody may read its files but not add any
+    readable.mkdir(mode=0o755)
+    database = readable / "mlflow.db"
+    database.write_bytes(b"")
+    uri = f"sqlite:///{database}"
+    database.chmod(0o644)
+    assert _checked_as_nobody(uri, "read") == "ok"
+    assert _checked_as_nobody(uri, "write") == f"MLflow store {database}: permission denied (the file is read-only)"
+    database.chmod(0o600)
+    assert _checked_as_nobody(uri, "read") == f"MLflow store {database}: permission denied (the file is not readable)"
+    writable = shared_folder / "writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    assert _checked_as_nobody(f"sqlite:///{writable}/new/mlflow.db", "create") == "ok"
+    shared = writable / "mlflow.db"
+    shared.write_bytes(b"")
+    shared.chmod(0o666)
+    assert _checked_as_nobody(f"sqlite:///{shared}", "write") == "ok"
+    writable.chmod(0o755)  # the file may be written, its journal beside it not
+    assert _checked_as_nobody(f"sqlite:///{shared}", "write") == (
+        f"MLflow store {shared}: permission denied (its folder is read-only; SQLite writes a journal there)"
+    )
+    assert _checked_as_nobody(f"sqlite:///{writable}/new/mlflow.db", "create") == (
+        f"MLflow store {writable}/new/mlflow.db cannot be created: permission denied in {writable}"
+    )
+    writable.chmod(0o700)  # cannot even be searched
+    assert _checked_as_nobody(f"sqlite:///{shared}", "read") == f"MLflow store {shared}: Permission denied"

@@ -25,7 +25,14 @@ from building_energy.config import Settings, get_config
 from building_energy.logs import error_summary
 from building_energy.models.artifacts import MODEL_FILE, ModelIntegrityError, ModelLoadError, load_artifact
 from building_energy.models.loading import LoadedModel
-from building_energy.tracking.store import TrackingError, bounded_http, client, resolve_tracking_uri, sqlite_path
+from building_energy.tracking.store import (
+    TrackingError,
+    bounded_http,
+    check_sqlite_access,
+    client,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -266,16 +273,18 @@ def promote_version(
 ) -> str | None:
     """Make ``version`` of ``target``'s model the champion unconditionally (rollback); return the previous
     champion's version."""
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import SQLAlchemyError
-
     config = config or get_config()
     uri = resolve_tracking_uri(config, tracking_uri)
     name = config.tracking.model_name(target)
+    # Before MLflow is imported (seconds): a store that cannot be used is refused at once.
+    check_sqlite_access(uri, "write")
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
         # MLflow would create an empty store here and then report the version missing.
         raise TrackingError(f"no MLflow store at {database}; train a model with `building-energy train` first")
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
     with bounded_http(config), promotion_lock(uri):
         try:
             mlflow_client = client(uri)
@@ -301,17 +310,22 @@ def promote_version(
 
 def load_registered_model(uri: str, config: Settings | None = None, tracking_uri: str | None = None) -> LoadedModel:
     """Load ``models:/name@alias`` or ``models:/name/version``: the run's ``model.joblib``, checksum verified."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import SQLAlchemyError
-
     config = config or get_config()
     reference = parse_models_uri(uri)
     store = resolve_tracking_uri(config, tracking_uri)
+    # Before MLflow is imported (seconds): a store that cannot be used is refused at once.
+    try:
+        check_sqlite_access(store, "read")
+    except TrackingError as error:
+        raise ModelLoadError(f"{uri}: {error}") from error
     database = sqlite_path(store)
     if database is not None and not database.is_file():
         # MLflow would create an empty store here and then report the model missing.
         raise ModelLoadError(f"{uri}: no MLflow store at {database}; train a model with `building-energy train`")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
     with bounded_http(config):
         try:
             mlflow_client = client(store)

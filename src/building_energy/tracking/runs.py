@@ -33,7 +33,13 @@ from building_energy.tracking.registry import (
     cv_score,
     promote_if_not_worse,
 )
-from building_energy.tracking.store import client, ensure_experiment, resolve_tracking_uri, using_store
+from building_energy.tracking.store import (
+    check_sqlite_access,
+    client,
+    ensure_experiment,
+    resolve_tracking_uri,
+    using_store,
+)
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -258,6 +264,7 @@ def track_training(
     uri = resolve_tracking_uri(config, tracking_uri)
     output_dir = result.model_path.parent
     model_sha256 = verified_model_sha256(result.model_path)
+    check_sqlite_access(uri, "create")
     with using_store(uri, config):
         mlflow_client = client(uri)
         experiment_id = ensure_experiment(mlflow_client, uri, config)

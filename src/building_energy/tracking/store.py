@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlparse
 
 from building_energy.config import Settings, get_config
@@ -37,6 +37,47 @@ def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith(_SQLITE_PREFIX):
         return None
     return Path(unquote(uri[len(_SQLITE_PREFIX) :]))
+
+
+def check_sqlite_access(uri: str, access: Literal["read", "write", "create"]) -> None:
+    """Raise ``TrackingError`` naming the file if this process cannot ``read`` a ``sqlite:///`` store, ``write``
+    it, or ``create`` it (write it, or make it where it is missing); nothing for a server.
+
+    A missing database passes ``read`` and ``write``: the callers that need one say so, each naming what to do.
+
+    MLflow retries a SQLite file it cannot open ten times with back-off, about 100 s of warnings before it
+    gives up, and a permission problem does not go away by waiting. Writing needs the folder too: SQLite
+    creates its journal beside the database. MLflow creates a new database's missing folders, so the nearest
+    existing one must take them.
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        return
+    database = database.absolute()
+    # The file is opened with the effective ids (a set-uid process's real ones are someone else's).
+    effective = os.access in os.supports_effective_ids
+    write = access != "read"
+    try:
+        database.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # a folder on the way that may not be searched, or is a file
+        raise TrackingError(f"MLflow store {database}: {error.strerror}") from error
+    else:
+        if not os.access(database, os.R_OK, effective_ids=effective):
+            raise TrackingError(f"MLflow store {database}: permission denied (the file is not readable)")
+        if write and not os.access(database, os.W_OK, effective_ids=effective):
+            raise TrackingError(f"MLflow store {database}: permission denied (the file is read-only)")
+        if write and not os.access(database.parent, os.W_OK | os.X_OK, effective_ids=effective):
+            raise TrackingError(
+                f"MLflow store {database}: permission denied (its folder is read-only; SQLite writes a journal there)"
+            )
+        return
+    if access != "create":
+        return
+    existing = next(folder for folder in database.parents if folder.exists())
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=effective):
+        raise TrackingError(f"MLflow store {database} cannot be created: permission denied in {existing}")
 
 
 def local_artifact_location(uri: str, config: Settings | None = None) -> str | None:

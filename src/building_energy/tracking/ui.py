@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 from building_energy.config import Settings, get_config
-from building_energy.tracking.store import TrackingError, local_artifact_location, resolve_tracking_uri, sqlite_path
+from building_energy.tracking.store import (
+    TrackingError,
+    check_sqlite_access,
+    local_artifact_location,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +27,8 @@ def ui_command(
     """The ``mlflow server`` command line serving the store (and its artifacts) at ``host:port``."""
     config = config or get_config()
     uri = resolve_tracking_uri(config, tracking_uri)
+    # Browsing needs only reading: MLflow serves a read-only store, refusing just the UI's own edits.
+    check_sqlite_access(uri, "read")
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
         # mlflow server would create an empty store here, and show no run: most likely the wrong folder.
