@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -308,6 +309,23 @@ def promote_version(
     return _version_number(previous)
 
 
+def _unreadable_local_model(artifact_uri: str) -> str | None:
+    """Why a run's model file in a local artifact folder cannot be read (``path: reason``), if it cannot.
+
+    MLflow's download of a run's artifact logs the cause at debug level and raises only "please ensure that
+    the path is correct", which sends the user looking for a wrong path when the file is there, unreadable.
+    """
+    location = urlparse(artifact_uri)
+    if location.scheme != "file":
+        return None
+    path = Path(unquote(location.path)) / RUN_ARTIFACTS_DIR / MODEL_FILE
+    try:
+        with path.open("rb"):
+            return None
+    except OSError as error:
+        return f"{path}: {error.strerror}"
+
+
 def load_registered_model(uri: str, config: Settings | None = None, tracking_uri: str | None = None) -> LoadedModel:
     """Load ``models:/name@alias`` or ``models:/name/version``: the run's ``model.joblib``, checksum verified."""
     config = config or get_config()
@@ -353,7 +371,8 @@ def load_registered_model(uri: str, config: Settings | None = None, tracking_uri
                     tracking_uri=store,
                 )
             except (MlflowException, OSError) as error:
-                raise ModelLoadError(f"{uri}: cannot download {MODEL_FILE} of run {version.run_id}: {error}") from error
+                why = _unreadable_local_model(run.info.artifact_uri) or error
+                raise ModelLoadError(f"{uri}: cannot download {MODEL_FILE} of run {version.run_id}: {why}") from error
             try:
                 artifact = load_artifact(Path(local), expected_sha256=expected)
             except ModelLoadError as error:  # same kind (integrity or not), told which registry entry
