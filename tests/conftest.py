@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +25,18 @@ def _own_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
         yield
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder any user may enter and write, for tests that act as ``nobody`` (root ignores permissions, and
+    pytest's own temporary folders are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="building-energy-shared-"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -37,17 +35,6 @@ if os.geteuid() == 0:
     os.setuid({NOBODY})
 sys.exit(main(sys.argv[1:]))
 """
-
-
-@pytest.fixture
-def shared_folder() -> Iterator[Path]:
-    """A folder ``nobody`` may enter and write (pytest's own temporary folders are root's alone)."""
-    folder = Path(tempfile.mkdtemp(prefix="be-permissions-"))
-    folder.chmod(0o777)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -130,17 +127,6 @@ def test_a_store_that_cannot_be_created_is_refused_before_mlflow_opens_it(tmp_pa
     check_sqlite_access(f"sqlite:///{tmp_path}/missing.db", "write")
     check_sqlite_access("http://127.0.0.1:9", "create")  # a server answers for itself
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]  # the check creates nothing
-
-
-@pytest.fixture
-def shared_folder() -> Iterator[Path]:
-    """A folder outside pytest's (mode 700, root's), so that another user can reach it."""
-    folder = Path(tempfile.mkdtemp(prefix="building-energy-access-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder)
 
 
 def _checked_as_nobody(uri: str, access: Literal["read", "write", "create"]) -> str:
