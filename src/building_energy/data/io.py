@@ -215,7 +215,7 @@ def _copy_atomically(source: Path, destination: Path) -> None:
 
 def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
     logger.info("downloading %s", url)
-    check_writable(destination)  # before the transfer, not after it
+    check_writable(destination)  # named before the network is tried: its errors would hide this one
     with urllib.request.urlopen(url, timeout=timeout) as response, replacing(destination) as out:  # noqa: S310 (URL comes from config)
         shutil.copyfileobj(response, out)
 

@@ -192,8 +192,8 @@ def requeue_interrupted_trials(study: optuna.Study, storage: BaseStorage) -> int
 
     Only this machine's trials can be judged here: a trial of a process on another host may still be running
     (in an RDB storage its heartbeat tells, ``requeue_stale_trial``), and a trial stopped before its objective
-    started has no owner recorded. A trial stopped by Ctrl-C or SIGTERM
-    is queued again by its own process (``interruptible``), or here if that process was stopped again first.
+    started has no owner recorded. A trial stopped by Ctrl-C or SIGTERM is queued again by its own process
+    (``interruptible``), or here if that process was stopped again first.
     Two commands opening the study at once both try; the first to mark a running trial failed queues it.
     """
     study_id = storage.get_study_id_from_name(study.study_name)
