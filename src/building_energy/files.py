@@ -53,8 +53,22 @@ def check_writable(path: Path) -> None:
 
 # Errors about where a file goes that name no file (a full disk, a quota, a size limit, a read-only or forbidden
 # folder): the message should name the file that was not written, as it should for an error naming the
-# temporary. Other errors, such as a download's network failures, pass through as they are.
+# temporary.
 _DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+@contextlib.contextmanager
+def naming_destination(path: Path) -> Iterator[None]:
+    """Around the steps that write ``path`` (or its temporary): their errors about the destination name
+    ``path``. Nothing else belongs inside, e.g. a download's reads: a TLS error's errno is EPERM's."""
+    try:
+        yield
+    except OSError as error:
+        named = Path(str(error.filename)) if error.filename is not None else None
+        names_temporary = named is not None and named.parent == path.parent and named.name.startswith(f".{path.name}.")
+        if names_temporary or (error.filename is None and error.errno in _DESTINATION_ERRNOS):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
 
 
 @contextlib.contextmanager
@@ -62,32 +76,28 @@ def replacing(path: Path) -> Iterator[BinaryIO]:
     """A new file to fill; on leaving the block it is fsynced and renamed over ``path``, so a crash leaves the
     old file or the new one, never half. On an error nothing is renamed and the temporary is removed.
 
-    The file gets the mode a plain write would (umask applied); the temporary is ``.<name>.<random>.tmp``,
-    the name ``remove_stale_temporaries`` looks for.
+    The block's own errors pass as they are: its writes belong in ``naming_destination(path)``. The file gets
+    the mode a plain write would (umask applied); the temporary is ``.<name>.<random>.tmp``, the name
+    ``remove_stale_temporaries`` looks for.
     """
     path = Path(path)
     check_writable(path)
-    tmp_path: Path | None = None
-    try:
+    with naming_destination(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_path = create_temporary(path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except OSError as error:
-        named = Path(str(error.filename)) if error.filename is not None else None
-        names_temporary = named is not None and named.parent == path.parent and named.name.startswith(f".{path.name}.")
-        if names_temporary or (error.filename is None and error.errno in _DESTINATION_ERRNOS):
-            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-        raise
+            with naming_destination(path):
+                handle.flush()
+                os.fsync(handle.fileno())
+        with naming_destination(path):
+            os.replace(tmp_path, path)
     finally:
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
+        tmp_path.unlink(missing_ok=True)
 
 
 def write_bytes_atomically(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` whole or not at all (``replacing``)."""
-    with replacing(path) as handle:
+    with replacing(path) as handle, naming_destination(path):
         handle.write(payload)

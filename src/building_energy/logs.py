@@ -13,18 +13,22 @@ def error_summary(error: BaseException) -> str:
     errors run to pages (retries, SQL), and a one-line error or warning needs only what happened.
 
     Their wrappers repeat the driver's message, and may open with a note of their own ("raised as a result of
-    Query-invoked autoflush"); the driver's one line ("attempt to write a readonly database") is the cause. A
-    wrapper is looked through only when its message holds its cause's: one that adds what it was doing or
-    which file is kept.
+    Query-invoked autoflush"); the driver's one line ("attempt to write a readonly database") is the cause.
+    Only those libraries' wrappers are looked through, and only when their message holds their cause's: any
+    other error (the project's own, naming a store or a file; a builtin) is what the reader needs.
     """
     seen = {id(error)}
-    while (cause := error.__cause__ or (None if error.__suppress_context__ else error.__context__)) is not None:
-        line = _first_line(cause)
-        if id(cause) in seen or not line or line not in str(error):
+    while type(error).__module__.split(".")[0] in _WRAPPING_LIBRARIES:
+        cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if cause is None or id(cause) in seen or not _first_line(cause) or _first_line(cause) not in str(error):
             break
         seen.add(id(cause))
         error = cause
     return f"{type(error).__name__}: {_first_line(error)[:300]}"
+
+
+# Whose exceptions wrap a driver's and repeat its message: MLflow's store errors and SQLAlchemy's.
+_WRAPPING_LIBRARIES = frozenset({"mlflow", "sqlalchemy"})
 
 
 def _first_line(error: BaseException) -> str:

@@ -23,3 +23,19 @@ def test_an_error_summary_gives_the_cause_a_wrapper_only_repeats_and_keeps_one_t
         raise ValueError(f"{tmp_path / 'store.db'}: cannot read it\nmore") from caught.value
     assert error_summary(wrapped.value) == f"ValueError: {tmp_path / 'store.db'}: cannot read it"
     assert error_summary(RuntimeError()) == "RuntimeError: "
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        LookupError("no registered model 'name' in the store"),
+        ValueError("the MLflow store at sqlite:///m/mlflow.db could not be written: KeyError: 'name'"),
+    ],
+)
+def test_an_error_summary_keeps_any_other_wrapper_even_when_it_quotes_its_cause(wrapper: Exception) -> None:
+    with pytest.raises(type(wrapper)) as caught:
+        try:
+            {}["name"]
+        except KeyError as cause:
+            raise wrapper from cause
+    assert error_summary(caught.value) == f"{type(wrapper).__name__}: {wrapper}"

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -246,7 +247,11 @@ def test_a_trial_whose_process_died_on_another_machine_is_run_again_once_its_hea
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
 
 
-def test_a_worker_whose_trial_another_worker_failed_and_queued_goes_on_with_the_study(tmp_path: Path) -> None:
+def _taken_over_study(
+    tmp_path: Path, ends: Callable[[optuna.Trial], float]
+) -> tuple[optuna.Study, Callable[[optuna.Trial], float]]:
+    """A study whose trial 0 another worker fails and queues again while this worker runs it (this one stalled
+    past the grace period, as Optuna's stale-trial check and the heartbeat callback do), then ends as ``ends``."""
     database = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = open_study("toy", database, "minimize", get_config(), worker=0, identity={"objective": "toy"})
     other_worker = optuna.load_study(study_name="toy", storage=open_storage(database))
@@ -254,20 +259,54 @@ def test_a_worker_whose_trial_another_worker_failed_and_queued_goes_on_with_the_
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", 0, 1)
         if trial.number == 0:
-            # This worker stalled past the grace period: another one fails the trial and queues it again, as
-            # Optuna's stale-trial check does with the heartbeat callback.
             other_worker._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             requeue_stale_trial(other_worker, other_worker.trials[0])
-            trial.report(x, 0)
+            return ends(trial)
         return x
 
+    return study, objective
+
+
+def _report(trial: optuna.Trial) -> float:
+    trial.report(0.5, 0)  # refused: the trial is finished
+    return 0.5
+
+
+def _prune(trial: optuna.Trial) -> float:
+    raise optuna.TrialPruned
+
+
+def _fail(trial: optuna.Trial) -> float:
+    raise ValueError("a learner refused its parameters")
+
+
+def _return(trial: optuna.Trial) -> float:
+    return 0.5
+
+
+@pytest.mark.parametrize("ends", [_return, _report, _prune, _fail], ids=["value", "report", "pruned", "error"])
+def test_a_worker_whose_trial_another_worker_failed_and_queued_goes_on_with_the_study(
+    tmp_path: Path, ends: Callable[[optuna.Trial], float]
+) -> None:
+    study, objective = _taken_over_study(tmp_path, ends)
     run_study(study, objective, n_trials=3, worker=0)
-    trials = _trials(database, "toy")
+    trials = study.get_trials()
     assert trials[0].state == optuna.trial.TrialState.FAIL
     (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == 0]
     assert retry.state == optuna.trial.TrialState.COMPLETE
     assert retry.params == trials[0].params
     assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) == 3
+
+
+def test_ctrl_c_in_a_trial_another_worker_took_over_still_stops_the_worker(tmp_path: Path) -> None:
+    def interrupted(trial: optuna.Trial) -> float:
+        raise KeyboardInterrupt
+
+    study, objective = _taken_over_study(tmp_path, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, objective, n_trials=3, worker=0)
+    # Queued once, by the worker that took it over; this one added nothing.
+    assert [t.user_attrs.get(RETRY_OF) for t in study.get_trials()] == [None, 0]
 
 
 def test_a_heartbeat_grace_shorter_than_a_beat_is_refused() -> None:

@@ -9,6 +9,7 @@ import http.client
 import logging
 import re
 import shutil
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 from building_energy.data import columns
 from building_energy.data.columns import NUMERIC_COLUMNS
 from building_energy.data.schema import DataValidationError
-from building_energy.files import check_writable, replacing
+from building_energy.files import check_writable, naming_destination, replacing
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
 
 
 def _copy_atomically(source: Path, destination: Path) -> None:
-    with source.open("rb") as original, replacing(destination) as copy:
+    with source.open("rb") as original, replacing(destination) as copy, naming_destination(destination):
         shutil.copyfileobj(original, copy)
 
 
@@ -217,7 +218,10 @@ def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
     logger.info("downloading %s", url)
     check_writable(destination)  # named before the network is tried: its errors would hide this one
     with urllib.request.urlopen(url, timeout=timeout) as response, replacing(destination) as out:  # noqa: S310 (URL comes from config)
-        shutil.copyfileobj(response, out)
+        # Read outside naming_destination: a network error stays one, whatever its errno.
+        while chunk := response.read(1 << 20):
+            with naming_destination(destination):
+                out.write(chunk)
 
 
 def fetch_data(
@@ -250,7 +254,7 @@ def fetch_data(
         _download(url, destination)
     # The network's failures (no route, DNS, refused, HTTP errors, a cut transfer); the destination's own
     # (a folder that cannot be created) stay OSErrors naming that path.
-    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError) as error:
         raise DataValidationError(
             f"no archived copy at {shared_copy}, and downloading {url} failed ({getattr(error, 'reason', error)})"
         ) from error

@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
-import math
 import multiprocessing
 import os
 import signal
@@ -241,7 +240,10 @@ def interruptible(objective: Callable[[optuna.Trial], float]) -> Callable[[optun
         try:
             return objective(trial)
         except KeyboardInterrupt:
-            trial.set_user_attr(INTERRUPTED, True)
+            try:
+                trial.set_user_attr(INTERRUPTED, True)
+            except UpdateFinishedTrialError:
+                raise KeyboardInterrupt from None  # another worker failed the trial, and queued it again
             (frozen,) = (t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
             trial.study.enqueue_trial(_retry_params(frozen), user_attrs={RETRY_OF: trial.number})
             raise
@@ -440,16 +442,24 @@ def run_study(
                 study.stop()
 
         callbacks.append(stop_when_orphaned)
-    taken_over: list[int] = []  # trials another worker failed while this one still ran them
+    # The trial another worker failed (and queued) while this one still ran it, and how this one's run ended.
+    taken_over: list[tuple[int, BaseException | None]] = []
+
+    def check_not_taken_over(trial: optuna.Trial, ended_by: BaseException | None) -> None:
+        if study._storage.get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:
+            taken_over.append((trial._trial_id, ended_by))
+            if not isinstance(ended_by, KeyboardInterrupt):
+                raise TrialTakenOverError(
+                    f"trial {trial.number} was failed by another worker: its heartbeat had stopped"
+                ) from ended_by
 
     def watched(trial: optuna.Trial) -> float:
         try:
             value = objective(trial)
-        except UpdateFinishedTrialError:
-            value = math.nan  # its trial was failed under it, checked below
-        if study._storage.get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:
-            taken_over.append(trial._trial_id)
-            raise TrialTakenOverError(f"trial {trial.number} was failed by another worker: its heartbeat had stopped")
+        except BaseException as error:  # however the run ended (a value, an error, pruned, Ctrl-C)
+            check_not_taken_over(trial, error)
+            raise
+        check_not_taken_over(trial, None)
         return value
 
     while remaining > 0:
@@ -460,13 +470,17 @@ def run_study(
             return
         except ValueError:
             # Optuna cannot record a trial that is already failed. A worker stalled past the heartbeat's grace
-            # period (suspended, swapping) finds its trial failed and queued again by another: it moves on.
+            # period (suspended, swapping) finds its trial failed and queued again by another: it moves on,
+            # unless it was being stopped.
             if not taken_over:
                 raise
+            trial_id, ended_by = taken_over.pop()
+            if isinstance(ended_by, KeyboardInterrupt):
+                raise ended_by from None
             logger.warning(
                 "worker %d: trial %d was failed and queued again by another worker (no heartbeat); going on",
                 worker,
-                study._storage.get_trial(taken_over.pop()).number,
+                study._storage.get_trial(trial_id).number,
             )
         remaining = n_trials - len(study.get_trials(states=FINISHED))
 
