@@ -194,6 +194,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _assert_run_again(trials: list[optuna.trial.FrozenTrial], killed: optuna.trial.FrozenTrial) -> None:
+    """``killed`` failed, and was run again to completion with the parameters it had drawn; nothing is left
+    running."""
+    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed.number]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert {name: retry.params[name] for name in killed.params} == killed.params
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
 def test_a_trial_killed_mid_run_is_run_again_by_the_next_command(
     data_path: Path, tmp_path: Path, two_folds: Settings
 ) -> None:
@@ -206,11 +216,7 @@ def test_a_trial_killed_mid_run_is_run_again_by_the_next_command(
 
     tune_learner("svr", n_trials=3, storage=str(journal), data_path=data_path, config=two_folds)
     trials = _trials(journal)
-    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
-    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed.number]
-    assert retry.state == optuna.trial.TrialState.COMPLETE
-    assert {name: retry.params[name] for name in killed.params} == killed.params
-    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    _assert_run_again(trials, killed)
     # A later run queues nothing again.
     tune_learner("svr", n_trials=3, storage=str(journal), data_path=data_path, config=two_folds)
     assert len(_trials(journal)) == len(trials)
@@ -239,12 +245,7 @@ def test_a_trial_whose_process_died_on_another_machine_is_run_again_once_its_hea
         }
     )
     tune_learner("svr", n_trials=3, storage=database, data_path=data_path, config=config)
-    trials = _trials(database)
-    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
-    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed.number]
-    assert retry.state == optuna.trial.TrialState.COMPLETE
-    assert {name: retry.params[name] for name in killed.params} == killed.params
-    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    _assert_run_again(_trials(database), killed)
 
 
 def _taken_over_study(
