@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from building_energy.api import create_app
 from building_energy.api.schemas import city_payload
 from building_energy.api.server import with_model_source
 from building_energy.config import Settings, get_config
+from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.artifacts import CHECKSUM_FILE, MODEL_FILE
 from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.train import TrainingResult
@@ -54,3 +58,36 @@ def tampered_model(trained: TrainingResult, tmp_path: Path) -> Path:
     model.write_bytes(bytes(payload))
     assert (folder / CHECKSUM_FILE).is_file()
     return model
+
+
+STARTUP_SECONDS = 180  # importing the stack and loading the model on a busy CI machine
+
+
+def serve_subprocess(model: Path, port: int) -> subprocess.Popen[str]:
+    """`building-energy serve` of ``model`` on a loopback ``port``, its output piped."""
+    command = [sys.executable, "-m", "building_energy.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(
+        [*command, "--model", str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def live_server(trained: TrainingResult) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The session model served by `building-energy serve`, one server per module: a test may stop it."""
+    port = free_port()
+    process = serve_subprocess(trained.model_path, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(
+            process,
+            lambda: answers(f"{url}/health"),
+            STARTUP_SECONDS,
+            details=lambda: process.stdout.read() if process.stdout and process.poll() is not None else "",
+        )
+        yield url, process
+    finally:
+        stop_process(process)

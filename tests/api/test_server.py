@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,40 +14,10 @@ import pytest
 
 from building_energy.api.schemas import EXAMPLE_BUILDING
 from building_energy.config import get_config
-from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
-from building_energy.models.train import TrainingResult
+from building_energy.loopback import free_port, stop_process, wait_until_ready
+from tests.api.conftest import STARTUP_SECONDS, serve_subprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-STARTUP_SECONDS = 180  # importing the stack and loading the model on a busy CI machine
-
-
-def _serve(model: Path, port: int) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "building_energy.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.Popen(
-        [*command, "--model", str(model)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-@pytest.fixture(scope="module")
-def live_server(trained: TrainingResult) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    process = _serve(trained.model_path, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(
-            process,
-            lambda: answers(f"{url}/health"),
-            STARTUP_SECONDS,
-            details=lambda: process.stdout.read() if process.stdout and process.poll() is not None else "",
-        )
-        yield url, process
-    finally:
-        stop_process(process)
 
 
 def test_the_live_server_predicts_over_real_http(live_server: tuple[str, subprocess.Popen[str]]) -> None:
@@ -116,7 +84,7 @@ def test_the_live_server_logs_each_request_and_stops_on_sigint(live_server: tupl
 
 
 def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> None:
-    process = _serve(tampered_model, free_port())
+    process = serve_subprocess(tampered_model, free_port())
     output, _ = process.communicate(timeout=STARTUP_SECONDS)
     assert process.returncode == 2, output
     assert "Uvicorn running" not in output
@@ -130,7 +98,7 @@ def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> Non
 
 def test_serve_without_a_model_answers_503_having_looked_for_it_once(tmp_path: Path) -> None:
     port = free_port()
-    process = _serve(tmp_path / "no-model.joblib", port)
+    process = serve_subprocess(tmp_path / "no-model.joblib", port)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(process, lambda: _status(f"{url}/health") is not None, STARTUP_SECONDS)

@@ -15,7 +15,7 @@ import pytest
 
 from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.train import TrainingResult
-from tests.dashboard.browser import CHROMIUM, Chromium
+from tests.browser import CHROMIUM, Chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from building_energy import __version__
+from building_energy.api.docs import add_documentation
 from building_energy.api.errors import validation_error_handler
 from building_energy.api.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from building_energy.api.routes import api_router
@@ -60,10 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.serving = serving
     app.include_router(api_router)
+    add_documentation(app)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     if settings.api.admin_token is not None:
         app.include_router(admin_router)

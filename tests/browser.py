@@ -41,7 +41,11 @@ class Chromium:
     """One headless Chromium process and one page in it."""
 
     def __init__(
-        self, profile_dir: Path, window: tuple[int, int] = (1400, 1000), stderr: Any = subprocess.DEVNULL
+        self,
+        profile_dir: Path,
+        window: tuple[int, int] = (1400, 1000),
+        stderr: Any = subprocess.DEVNULL,
+        extra_flags: tuple[str, ...] = (),
     ) -> None:
         if not CHROMIUM.is_file():
             raise BrowserError(f"{CHROMIUM} not found: install Debian's chromium (`apt-get install -y chromium`)")
@@ -61,6 +65,7 @@ class Chromium:
             *CHROMIUM_FLAGS,
             f"--user-data-dir={profile_dir}",
             f"--window-size={window[0]},{window[1]}",
+            *extra_flags,
         ]
         self._process = subprocess.Popen(
             command,
@@ -76,6 +81,8 @@ class Chromium:
         self._buffer = b""
         self._next_id = 0
         self._session: str | None = None
+        # The page's events (``Network.requestWillBeSent``...) read while waiting for answers, in order.
+        self.events: list[dict[str, Any]] = []
 
     def __enter__(self) -> Self:
         return self
@@ -118,8 +125,11 @@ class Chromium:
         deadline = time.monotonic() + timeout
         while True:
             message = self._read_message(deadline)
+            if "method" in message:
+                self.events.append(message)
+                continue
             if message.get("id") != self._next_id:
-                continue  # an event, or the answer to an earlier command
+                continue  # the answer to an earlier command
             if "error" in message:
                 raise BrowserError(f"{method}: {message['error']}")
             result: dict[str, Any] = message.get("result", {})
@@ -130,6 +140,7 @@ class Chromium:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self._session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.call("Page.enable")
+        self.call("Network.enable")
         self.call("Page.navigate", {"url": url})
 
     def evaluate(self, expression: str) -> Any:
@@ -148,6 +159,20 @@ class Chromium:
                 return value
             time.sleep(poll)
         raise BrowserError(f"{expression!r} still {value!r} after {timeout} s")
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the open pages asked the network for so far (scripts, styles, images, fetches), those
+        that failed included; not the ones the browser refused to send (a Content-Security-Policy, say)."""
+        blocked = {
+            event["params"]["requestId"]
+            for event in self.events
+            if event["method"] == "Network.loadingFailed" and event["params"].get("blockedReason")
+        }
+        return [
+            event["params"]["request"]["url"]
+            for event in self.events
+            if event["method"] == "Network.requestWillBeSent" and event["params"]["requestId"] not in blocked
+        ]
 
     def dom(self) -> str:
         return str(self.evaluate("document.documentElement.outerHTML"))
