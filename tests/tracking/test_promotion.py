@@ -247,6 +247,75 @@ def test_promote_on_a_store_that_refuses_writes_says_so_in_one_line(
         registry.champion()  # nothing moved
 
 
+@contextlib.contextmanager
+def refusing_writes(uri: str, table: str, when: str = "1") -> Iterator[None]:
+    """Triggers in the real store that abort every insert and update of ``table`` where ``when`` holds: the
+    store fails one kind of write and takes the others, as a server may refuse one request of several."""
+    database = uri.removeprefix("sqlite:///")
+    triggers = [f"refuse_{table}_{event.lower()}" for event in ("INSERT", "UPDATE")]
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        for trigger, event in zip(triggers, ("INSERT", "UPDATE"), strict=True):
+            connection.execute(
+                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} WHEN {when} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        yield
+    finally:
+        for trigger in triggers:
+            connection.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        connection.close()
+
+
+def test_a_hand_promotion_whose_tags_cannot_be_written_moves_the_alias_back(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first, second = registry.register(-0.5), registry.register(-0.4)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    assert main(["promote", "--version", first]) == 0
+    capfd.readouterr()
+    with refusing_writes(registry.uri, "model_version_tags"):
+        assert main(["promote", "--version", second]) == 2
+    assert capfd.readouterr().err == (
+        f"error: the MLflow store at {registry.uri} could not be written: IntegrityError: refused by the test; "
+        f"building-energy@champion is back on version {first} (version {second} not promoted)\n"
+    )
+    assert registry.champion() == first  # the alias, and the tags that say so, agree
+    assert registry.status(first) == "champion"
+    assert "status" not in registry.client.get_model_version(TRACKING.registered_model, second).tags
+
+
+def test_a_promotion_that_cannot_move_the_alias_back_says_where_it_was_left(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first, second = registry.register(-0.5), registry.register(-0.4)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    assert main(["promote", "--version", first]) == 0
+    capfd.readouterr()
+    with (
+        refusing_writes(registry.uri, "model_version_tags"),
+        refusing_writes(registry.uri, "registered_model_aliases", when=f"NEW.version = {first}"),
+    ):
+        assert main(["promote", "--version", second]) == 2
+    assert capfd.readouterr().err == (
+        f"error: the MLflow store at {registry.uri} could not be written: IntegrityError: refused by the test; "
+        f"moving building-energy@champion back to version {first} failed too (IntegrityError: refused by the "
+        f"test): building-energy@champion is left on version {second}, whose status tags are stale\n"
+    )
+    assert registry.champion() == second
+
+
+def test_a_first_promotion_whose_tags_cannot_be_written_leaves_no_champion(registry: Registry) -> None:
+    version = registry.register(-0.5)
+    with (
+        refusing_writes(registry.uri, "model_version_tags"),
+        pytest.raises(TrackingError, match="refused by the test; building-energy@champion is back on no version"),
+    ):
+        promote_if_not_worse(registry.client, version, -0.5, get_config())
+    with pytest.raises(MlflowException, match="not found"):
+        registry.champion()
+
+
 @dataclass
 class CliTraining:
     code: int

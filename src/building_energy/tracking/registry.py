@@ -14,7 +14,7 @@ import fcntl
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,12 +249,57 @@ def promote_if_not_worse(
                 "not promoted (decide with `building-energy promote`)"
             )
         if decision.promote:
-            mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, version)
-        _tag_decision(mlflow_client, name, version, decision)
-        if decision.promote and champion is not None and _version_number(champion) != version:
-            _mark(mlflow_client, name, champion, "challenger")
+            previous = champion
+
+            def tag_promotion() -> None:
+                _tag_decision(mlflow_client, name, version, decision)
+                if previous is not None and _version_number(previous) != version:
+                    _mark(mlflow_client, name, previous, "challenger")
+
+            move_champion_alias(mlflow_client, name, config.tracking.champion_alias, version, previous, tag_promotion)
+        else:
+            _tag_decision(mlflow_client, name, version, decision)
     logger.info("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
     return decision
+
+
+def move_champion_alias(
+    mlflow_client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str,
+    previous: ModelVersion | None,
+    write_tags: Callable[[], None],
+) -> None:
+    """Point ``alias`` at ``version``, then ``write_tags``; if those fail, point it back at ``previous``.
+
+    The alias is what serving loads and the status tags what the tables show: a promotion whose tags could not
+    be written is undone rather than left half made. Either way the ``TrackingError`` says where the alias is.
+    """
+    mlflow_client.set_registered_model_alias(name, alias, version)
+    try:
+        write_tags()
+    except Exception as error:
+        failure = store_failure(_registry_uri(mlflow_client), error, "written")
+        before = _version_number(previous)
+        try:
+            if before is None:
+                mlflow_client.delete_registered_model_alias(name, alias)
+            else:
+                mlflow_client.set_registered_model_alias(name, alias, before)
+        except Exception as undo_error:
+            raise TrackingError(
+                f"{failure}; moving {name}@{alias} back to {_alias_target(before)} failed too "
+                f"({error_summary(undo_error)}): {name}@{alias} is left on version {version}, whose status tags "
+                "are stale"
+            ) from error
+        raise TrackingError(
+            f"{failure}; {name}@{alias} is back on {_alias_target(before)} (version {version} not promoted)"
+        ) from error
+
+
+def _alias_target(version: str | None) -> str:
+    return "no version" if version is None else f"version {version}"
 
 
 def _tag_decision(mlflow_client: MlflowClient, name: str, version: str, decision: PromotionDecision) -> None:
@@ -298,11 +343,16 @@ def promote_version(
             raise TrackingError(store_failure(uri, error)) from error
         try:
             previous = champion_version(mlflow_client, config, target)
-            mlflow_client.set_registered_model_alias(name, config.tracking.champion_alias, str(version))
-            _mark(mlflow_client, name, chosen, "champion")
-            mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
-            if previous is not None and _version_number(previous) != str(version):
-                _mark(mlflow_client, name, previous, "challenger")
+
+            def tag_promotion() -> None:
+                _mark(mlflow_client, name, chosen, "champion")
+                mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
+                if previous is not None and _version_number(previous) != str(version):
+                    _mark(mlflow_client, name, previous, "challenger")
+
+            move_champion_alias(
+                mlflow_client, name, config.tracking.champion_alias, str(version), previous, tag_promotion
+            )
         except (MlflowException, SQLAlchemyError) as error:  # read-only, locked, or a server refusing writes
             raise TrackingError(store_failure(uri, error, "written")) from error
     logger.info("%s@%s -> version %s", name, config.tracking.champion_alias, version)
