@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
+import os
+import socket
+import ssl
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -117,6 +122,88 @@ def test_fetch_downloads_when_shared_is_absent(portal_server: str, data_path: Pa
     destination = tmp_path / "raw" / data_path.name
     fetch_data(destination, tmp_path / "no-shared", portal_server, EXPECTED_SHA256)
     assert hashlib.sha256(destination.read_bytes()).hexdigest() == EXPECTED_SHA256
+
+
+@contextlib.contextmanager
+def one_answer_server(answer: Callable[[socket.socket], None], tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A real server on a loopback port (yielded) that reads one request and lets ``answer`` write the reply."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve_once() -> None:
+        connection, _ = listener.accept()
+        with tls.wrap_socket(connection, server_side=True) if tls else connection as client:
+            client.recv(65536)
+            answer(client)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(timeout=30)
+
+
+# The first 256 KiB of what the header says is a 10 MB answer.
+_CUT_SHORT = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * (1 << 18)
+
+
+def _tls_then_garbage(client: socket.socket) -> None:
+    client.sendall(_CUT_SHORT)
+    # Beneath TLS, on the same connection: a record header of an unknown type, then garbage.
+    with socket.socket(fileno=os.dup(client.fileno())) as raw:
+        raw.sendall(b"\x99\x03\x03\x00\x10" + b"\x00" * 16)
+
+
+@pytest.fixture
+def trusted_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context with a fresh certificate for 127.0.0.1 that this process trusts like any other."""
+    certificate, key = tmp_path / "portal.pem", tmp_path / "portal.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    # OpenSSL reads it whenever urllib builds its default context.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    return context
+
+
+def _failed_download(url: str, tmp_path: Path) -> DataValidationError:
+    destination = tmp_path / "raw" / "2016.csv"
+    with pytest.raises(DataValidationError) as failure:
+        fetch_data(destination, tmp_path / "no-shared", url, EXPECTED_SHA256)
+    message = str(failure.value)
+    assert message.startswith(f"no archived copy at {tmp_path / 'no-shared'}/"), message
+    assert f"downloading {url} failed (" in message, message
+    assert list((tmp_path / "raw").iterdir()) == []  # neither a file nor its temporary
+    return failure.value
+
+
+@pytest.mark.integration
+def test_a_tls_failure_mid_download_is_a_network_failure_not_the_data_file(
+    trusted_tls: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """An ``ssl.SSLError`` carries errno 1, EPERM's number: it was once reported as the data file's permission
+    error."""
+    with one_answer_server(_tls_then_garbage, trusted_tls) as port:
+        error = _failed_download(f"https://127.0.0.1:{port}/2016.csv", tmp_path)
+    assert isinstance(error.__cause__, ssl.SSLError)
+    assert "SSL" in str(error) and "Permission denied" not in str(error)
+
+
+@pytest.mark.integration
+def test_a_download_cut_short_is_refused_not_kept(tmp_path: Path) -> None:
+    """The server closes the connection a fortieth of the way through the length it announced: urllib reads
+    that as the end of the file, which must not become the data."""
+    with one_answer_server(lambda client: client.sendall(_CUT_SHORT)) as port:
+        error = _failed_download(f"http://127.0.0.1:{port}/2016.csv", tmp_path)
+    assert str(error).endswith("failed (the transfer stopped after 262,144 of 10,000,000 bytes)"), error
 
 
 def test_an_unbalanced_quote_is_a_file_error(tmp_path: Path) -> None:

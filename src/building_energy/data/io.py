@@ -218,10 +218,16 @@ def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
     logger.info("downloading %s", url)
     check_writable(destination)  # named before the network is tried: its errors would hide this one
     with urllib.request.urlopen(url, timeout=timeout) as response, replacing(destination) as out:  # noqa: S310 (URL comes from config)
+        announced, received = response.length, 0
         # Read outside naming_destination: a network error stays one, whatever its errno.
         while chunk := response.read(1 << 20):
+            received += len(chunk)
             with naming_destination(destination):
                 out.write(chunk)
+        # urllib ends the read quietly when the server closes early; only the announced length tells (a chunked
+        # answer cut short raises IncompleteRead on its own).
+        if announced is not None and received < announced:
+            raise ConnectionError(f"the transfer stopped after {received:,} of {announced:,} bytes")
 
 
 def fetch_data(
@@ -255,8 +261,9 @@ def fetch_data(
     # The network's failures (no route, DNS, refused, HTTP errors, a cut transfer); the destination's own
     # (a folder that cannot be created) stay OSErrors naming that path.
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError) as error:
+        cause = error.reason if isinstance(error, urllib.error.URLError) else error
         raise DataValidationError(
-            f"no archived copy at {shared_copy}, and downloading {url} failed ({getattr(error, 'reason', error)})"
+            f"no archived copy at {shared_copy}, and downloading {url} failed ({cause})"
         ) from error
     logger.warning(
         "downloaded today's portal export (SHA-256 %s); it differs from the archived copy",
