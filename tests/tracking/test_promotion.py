@@ -267,13 +267,22 @@ def refusing_writes(uri: str, table: str, when: str = "1") -> Iterator[None]:
         connection.close()
 
 
-def test_a_hand_promotion_whose_tags_cannot_be_written_moves_the_alias_back(
+@pytest.fixture
+def champion_and_next(
     registry: Registry, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
+) -> tuple[str, str]:
+    """Two versions, the first made champion by `building-energy promote` on the registry's store."""
     first, second = registry.register(-0.5), registry.register(-0.4)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
     assert main(["promote", "--version", first]) == 0
     capfd.readouterr()
+    return first, second
+
+
+def test_a_hand_promotion_whose_tags_cannot_be_written_moves_the_alias_back(
+    registry: Registry, champion_and_next: tuple[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    first, second = champion_and_next
     with refusing_writes(registry.uri, "model_version_tags"):
         assert main(["promote", "--version", second]) == 2
     assert capfd.readouterr().err == (
@@ -286,12 +295,9 @@ def test_a_hand_promotion_whose_tags_cannot_be_written_moves_the_alias_back(
 
 
 def test_a_promotion_that_cannot_move_the_alias_back_says_where_it_was_left(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    registry: Registry, champion_and_next: tuple[str, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    first, second = registry.register(-0.5), registry.register(-0.4)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
-    assert main(["promote", "--version", first]) == 0
-    capfd.readouterr()
+    first, second = champion_and_next
     with (
         refusing_writes(registry.uri, "model_version_tags"),
         refusing_writes(registry.uri, "registered_model_aliases", when=f"NEW.version = {first}"),

@@ -5,13 +5,16 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from importlib import metadata as package_metadata
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -23,9 +26,17 @@ import building_energy
 from building_energy.cli import main
 from building_energy.config import get_config
 from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED, TARGET_KBTU
+from building_energy.loopback import answers, free_port, stop_process, wait_until_ready
 from building_energy.models.artifacts import ModelIntegrityError, ModelLoadError
 from building_energy.models.compare_pipelines import recorded_split
 from building_energy.models.loading import load_model
+from building_energy.models.predict import (
+    ERROR_COLUMN,
+    LOWER_COLUMN,
+    PREDICTION_COLUMN,
+    UPPER_COLUMN,
+    predict_frame,
+)
 from building_energy.models.train import TrainingResult, predictions_sha256, prepare_xy
 from building_energy.preprocessing.preprocessor import remove_outliers
 from building_energy.tracking.record import TrainingRecord
@@ -142,32 +153,84 @@ def test_a_version_that_is_not_reproducible_is_not_promoted(
     assert run.data.metrics["prototype_mae_ratio"] == pytest.approx(0.97)
 
 
-def test_mlflow_loads_the_logged_pipeline_back_with_identical_predictions(
+def test_mlflow_scores_the_registered_model_as_predict_does(
     recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame
 ) -> None:
+    """``mlflow.pyfunc`` gives ``predict_frame``'s table: the same estimates, their intervals, and the rows the
+    package refuses refused with the reason (once they got a number)."""
     assert recorded.tracked is not None
-    original = load_model(shipped.model_path).model
     with using_store(recorded.tracked.tracking_uri):
-        native = mlflow.sklearn.load_model(f"models:/{TRACKING.registered_model}/{recorded.tracked.model_version}")
         pyfunc = mlflow.pyfunc.load_model(CHAMPION_URI)
-    expected = original.predict(sample_buildings)
-    assert np.array_equal(native.predict(sample_buildings), expected)
-    assert np.array_equal(np.asarray(pyfunc.predict(sample_buildings.head(20))), expected[:20])
+    buildings = sample_buildings.head(20).copy()
+    buildings.loc[buildings.index[3], "PropertyGFATotal"] = 0.0
+    buildings.loc[buildings.index[7], "BuildingType"] = "Multifamily LR (1-4)"
+    scored = pyfunc.predict(buildings)
+    expected = predict_frame(load_model(shipped.model_path), buildings)
+    pd.testing.assert_frame_equal(scored, expected)
+    assert list(scored.columns) == [BUILDING_ID, PREDICTION_COLUMN, LOWER_COLUMN, UPPER_COLUMN, ERROR_COLUMN]
+    refused = scored[scored[ERROR_COLUMN] != ""]
+    assert list(refused.index) == [buildings.index[3], buildings.index[7]]
+    assert "PropertyGFATotal" in refused[ERROR_COLUMN].iloc[0] and "BuildingType" in refused[ERROR_COLUMN].iloc[1]
+    assert refused[PREDICTION_COLUMN].isna().all()
+    scored_rows = scored.drop(refused.index)
+    assert (scored_rows[LOWER_COLUMN] < scored_rows[PREDICTION_COLUMN]).all()
+    assert (scored_rows[PREDICTION_COLUMN] < scored_rows[UPPER_COLUMN]).all()
+    outputs = pyfunc.metadata.get_output_schema()
+    assert outputs.input_names() == list(scored.columns)
+
+
+def test_mlflows_own_model_server_answers_with_intervals_and_refusals(
+    recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`mlflow models serve` of the champion, as a team serving from the registry would run it, on loopback."""
+    assert recorded.tracked is not None
+    port, log = free_port(), tmp_path / "mlflow-serve.log"
+    # Its server is the uvicorn of this environment, which it finds on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": recorded.tracked.tracking_uri, "PATH": path}
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", CHAMPION_URI, "--env-manager", "local"]
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    buildings = sample_buildings.head(5)[[BUILDING_ID, *MODEL_INPUTS]].copy()
+    buildings.loc[buildings.index[1], "PropertyGFATotal"] = 0.0
+    try:
+        wait_until_ready(server, lambda: answers(f"{url}/ping"), 300, "mlflow models serve", log.read_text, poll=1)
+        body = {"dataframe_split": json.loads(buildings.to_json(orient="split"))}
+        response = httpx.post(f"{url}/invocations", json=body, timeout=120)
+    finally:
+        stop_process(server, signal.SIGTERM, timeout=60, group=True)
+    assert response.status_code == 200, response.text
+    served = pd.DataFrame(response.json()["predictions"])
+    expected = predict_frame(load_model(shipped.model_path), buildings)
+    assert list(served.columns) == list(expected.columns)
+    assert served[BUILDING_ID].tolist() == expected[BUILDING_ID].tolist()
+    assert served[ERROR_COLUMN].tolist() == expected[ERROR_COLUMN].tolist()
+    assert "PropertyGFATotal" in served[ERROR_COLUMN].iloc[1]
+    for column in (PREDICTION_COLUMN, LOWER_COLUMN, UPPER_COLUMN):  # through JSON: equal to the last bits
+        np.testing.assert_allclose(served[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-12)
 
 
 def test_the_logged_model_scores_buildings_with_only_the_required_columns(
     recorded: TrainingRecord, shipped: TrainingResult, sample_buildings: pd.DataFrame
 ) -> None:
     assert recorded.tracked is not None
-    original = load_model(shipped.model_path).model
+    loaded = load_model(shipped.model_path)
     with using_store(recorded.tracked.tracking_uri):
         pyfunc = mlflow.pyfunc.load_model(CHAMPION_URI)
     schema = pyfunc.metadata.get_input_schema()
     assert schema.input_names() == [BUILDING_ID, *MODEL_INPUTS]
     assert sorted(c.name for c in schema.inputs if c.required) == sorted(PREDICTION_REQUIRED)
-    assert [c.type.name for c in pyfunc.metadata.get_output_schema().inputs] == ["double"]
     for frame in (sample_buildings[list(PREDICTION_REQUIRED)], sample_buildings[[BUILDING_ID, *MODEL_INPUTS]]):
-        assert np.array_equal(np.asarray(pyfunc.predict(frame)), original.predict(frame))
+        expected = predict_frame(loaded, frame, allow_absent_columns=True)
+        pd.testing.assert_frame_equal(pyfunc.predict(frame), expected)
+        assert (expected[ERROR_COLUMN] == "").all()
 
 
 # Run in a fresh interpreter that cannot import the project's own building_energy: the logged model must bring it.
@@ -178,14 +241,15 @@ sys.path = [entry for entry in sys.path if entry != sys.argv[1]]
 assert importlib.util.find_spec("building_energy") is None, "the premise: no building_energy outside the model"
 import mlflow
 model = mlflow.pyfunc.load_model(sys.argv[2])
-predictions = model.predict(pd.read_pickle(sys.argv[3]))
+scored = model.predict(pd.read_pickle(sys.argv[3]))
 modules = [m.__file__ for name, m in sys.modules.items() if name.split(".")[0] == "building_energy"]
-print(json.dumps({"predictions": [float(p) for p in predictions], "modules": modules}))
+print(json.dumps({"predictions": scored[sys.argv[4]].tolist(), "modules": modules}))
 """
 
 
-def _imported_distributions(files: list[str]) -> set[str]:
-    """The distributions the third-party modules imported by ``files`` come from, normalised names."""
+def _imported_distributions(files: list[str]) -> set[frozenset[str]]:
+    """For each third-party module imported by ``files``, the distributions that provide it (normalised names):
+    pinning any one of them installs it (``mlflow`` comes with mlflow, mlflow-skinny and mlflow-tracing)."""
     providers = package_metadata.packages_distributions()
     names: set[str] = set()
     for file in files:
@@ -195,7 +259,9 @@ def _imported_distributions(files: list[str]) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
     third_party = names - set(sys.stdlib_module_names) - {"building_energy", "__future__"}
-    return {re.sub(r"[-_.]+", "-", dist).lower() for name in third_party for dist in providers.get(name, [name])}
+    return {
+        frozenset(re.sub(r"[-_.]+", "-", dist).lower() for dist in providers.get(name, [name])) for name in third_party
+    }
 
 
 def test_the_logged_model_brings_its_code_and_pins_what_that_code_imports(
@@ -213,7 +279,7 @@ def test_the_logged_model_brings_its_code_and_pins_what_that_code_imports(
     sample_buildings.head(20).to_pickle(buildings)
     source = str(Path(building_energy.__file__).resolve().parents[1])
     loaded = subprocess.run(
-        [sys.executable, "-c", _LOAD_WITHOUT_THE_PACKAGE, source, str(folder), str(buildings)],
+        [sys.executable, "-c", _LOAD_WITHOUT_THE_PACKAGE, source, str(folder), str(buildings), PREDICTION_COLUMN],
         capture_output=True,
         text=True,
         check=True,
@@ -225,7 +291,7 @@ def test_the_logged_model_brings_its_code_and_pins_what_that_code_imports(
     assert np.array_equal(np.asarray(answer["predictions"]), expected)
     assert answer["modules"] and all(Path(m).is_relative_to(folder / "code") for m in answer["modules"])
     pinned = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower() for line in requirements}
-    assert _imported_distributions(answer["modules"]) <= pinned
+    assert [providers for providers in _imported_distributions(answer["modules"]) if not providers & pinned] == []
 
 
 def test_load_model_resolves_the_champion_uri_to_the_verified_artifact(

@@ -15,7 +15,6 @@ from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_R
 from building_energy.data.io import parse_numbers, read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
 from building_energy.files import check_writable, write_bytes_atomically
-from building_energy.models.explain import explain
 from building_energy.models.intervals import predict_interval
 from building_energy.models.metadata import recorded_target
 from building_energy.preprocessing.preprocessor import scope_errors
@@ -137,6 +136,10 @@ def score_frame(
     if explain_top > 0:
         out[DRIVERS_COLUMN] = ""
         if scorable.any():
+            # Imported on demand: SHAP takes seconds to import, and a served model that is never asked for
+            # explanations (MLflow's python_function) need not install it.
+            from building_energy.models.explain import explain
+
             explanation = explain(pipeline, frame.loc[scorable])
             out.loc[scorable, DRIVERS_COLUMN] = [
                 "; ".join(

@@ -3,8 +3,8 @@
 Integrity: every run logs ``artifacts/model.joblib`` and records its SHA-256 as the run tag
 ``model_sha256``. Loading ``models:/building-energy@champion`` resolves the version's run, downloads that
 file and checks it against the tag *before* unpickling (``load_artifact``), so a model loaded by URI is
-exactly the verified artifact a path gives, metadata included. The MLflow ``sklearn`` flavour logged
-beside it is for MLflow's own tools (``mlflow.sklearn.load_model``, serving).
+exactly the verified artifact a path gives, metadata included. The ``python_function`` model logged beside it
+(``tracking.pyfunc``) is for MLflow's own tools (``mlflow.pyfunc.load_model``, ``mlflow models serve``).
 """
 
 from __future__ import annotations

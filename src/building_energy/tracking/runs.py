@@ -20,8 +20,15 @@ from building_energy.models.artifacts import (
     METRICS_FILE,
     MODEL_FILE,
     ModelIntegrityError,
-    load_artifact,
     recorded_checksum,
+)
+from building_energy.models.metadata import recorded_target
+from building_energy.models.predict import (
+    ERROR_COLUMN,
+    GHG_COLUMNS,
+    LOWER_COLUMN,
+    PREDICTION_COLUMN,
+    UPPER_COLUMN,
 )
 from building_energy.models.train import TrainingResult
 from building_energy.tracking.registry import (
@@ -57,6 +64,8 @@ PROTOTYPE_MAE_RATIO_METRIC = "prototype_mae_ratio"
 # and run. Pinned rather than inferred: MLflow infers them in a slow subprocess.
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 _MODEL_REQUIREMENTS = (
+    # ``ScoredBuildings`` is MLflow's PythonModel.
+    "mlflow",
     "scikit-learn",
     "scipy",
     "xgboost-cpu",
@@ -201,8 +210,9 @@ def model_requirements(result: TrainingResult) -> list[str]:
     return [f"{package}=={versions[package]}" for package in _MODEL_REQUIREMENTS if package in versions]
 
 
-def model_signature() -> ModelSignature:
-    """The columns the pipeline reads, typed; only ``PREDICTION_REQUIRED`` may not be left out.
+def model_signature(target: str = "energy") -> ModelSignature:
+    """The columns the pipeline reads, typed, only ``PREDICTION_REQUIRED`` required; out, ``predict_frame``'s
+    table for ``target``.
 
     Stated rather than inferred from the test rows: a column that happens to be filled in every test row
     would come out required, and MLflow would refuse the buildings the API scores without it.
@@ -216,28 +226,41 @@ def model_signature() -> ModelSignature:
 
     # The building's id is in every frame the pipeline was fitted on (``prepare_xy``); it is never read.
     inputs = Schema([spec(column) for column in (BUILDING_ID, *MODEL_INPUTS)])
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(DataType.double)]))
+    names = GHG_COLUMNS if target == "ghg" else {}
+    # Blank where a row has no id, or no estimate (the error says why): nothing but the error is always there.
+    outputs = Schema(
+        [
+            ColSpec(DataType.long, BUILDING_ID, required=False),
+            *(
+                ColSpec(DataType.double, names.get(column, column), required=False)
+                for column in (PREDICTION_COLUMN, LOWER_COLUMN, UPPER_COLUMN)
+            ),
+            ColSpec(DataType.string, ERROR_COLUMN),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def log_sklearn_model(model: Any, inputs: pd.DataFrame, result: TrainingResult, registered_model: str) -> Any:
-    """Log the pipeline as an MLflow ``sklearn`` model with the package's code, and register a version."""
+def log_registered_model(model_path: Path, inputs: pd.DataFrame, result: TrainingResult, registered_model: str) -> Any:
+    """Log the verified ``model_path`` as an MLflow ``python_function`` model (``ScoredBuildings``) with the
+    package's code, and register a version."""
     import mlflow
 
-    return mlflow.sklearn.log_model(
-        sk_model=model,
+    from building_energy.tracking.pyfunc import CHECKSUM_ARTIFACT, MODEL_ARTIFACT, ScoredBuildings
+
+    return mlflow.pyfunc.log_model(
         name=LOGGED_MODEL_NAME,
-        signature=model_signature(),
+        python_model=ScoredBuildings(),
+        # The file itself, checksum beside it, rather than a re-pickled pipeline: MLflow's consumers load the
+        # same verified bytes as `predict --model`.
+        artifacts={MODEL_ARTIFACT: str(model_path), CHECKSUM_ARTIFACT: str(model_path.with_name(CHECKSUM_FILE))},
+        signature=model_signature(recorded_target(result.metadata)),
         input_example=inputs.head(_INPUT_EXAMPLE_ROWS),
         registered_model_name=registered_model,
-        # The pickled pipeline refers to building_energy's transformers by module: a serving environment
-        # built from the requirements alone has no such package, so its source travels with the model.
+        # ScoredBuildings and the pickled pipeline refer to building_energy's code by module: a serving
+        # environment built from the requirements alone has no such package, so its source travels along.
         code_paths=[str(_PACKAGE_DIR)],
         pip_requirements=model_requirements(result),
-        # skops (MLflow 3's default) cannot serialise the fitted pipeline: BuildingFeatures keeps a pandas
-        # Series (skops: "no default __reduce__ due to non-trivial __cinit__"), and its trusted-type list
-        # would have to name our own transformers and the xgboost/lightgbm boosters anyway. cloudpickle
-        # round-trips it exactly; our own loader goes through the checksum-verified model.joblib instead.
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
     )
 
 
@@ -283,11 +306,9 @@ def track_training(
                 mlflow.log_artifact(str(path), artifact_path=RUN_ARTIFACTS_DIR)
             for path in plots:
                 mlflow.log_artifact(str(path), artifact_path=PLOTS_DIR)
-            # Exactly the verified model.joblib, not a copy kept in memory.
-            model = load_artifact(result.model_path)["model"]
             target = str(result.metadata["target"])
             name = config.tracking.model_name(target)
-            info = log_sklearn_model(model, inputs, result, name)
+            info = log_registered_model(result.model_path, inputs, result, name)
             version = str(info.registered_model_version)
             # Provenance on the version too, so the registry alone answers "which code, data and model".
             for key in ("git_commit", "data_sha256", MODEL_SHA_TAG, PREDICTIONS_SHA_TAG):
