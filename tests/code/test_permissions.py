@@ -29,6 +29,9 @@ from building_energy.cli import main
 # Imported while the interpreter may still read them: what each command under test loads lazily.
 import building_energy.data.io, building_energy.models.bench, building_energy.models.predict
 import building_energy.models.train, building_energy.models.loading, building_energy.models.tuning
+import building_energy.models.explain, building_energy.tracking.record
+# The standard library's, which the configuration's resources.files() imports on its first call.
+import importlib.readers
 if os.geteuid() == 0:
     os.setgroups([])
     os.setgid({NOBODY})

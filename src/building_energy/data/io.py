@@ -218,7 +218,8 @@ def _download(url: str, destination: Path, timeout: float = 120.0) -> None:
     logger.info("downloading %s", url)
     check_writable(destination)  # named before the network is tried: its errors would hide this one
     with urllib.request.urlopen(url, timeout=timeout) as response, replacing(destination) as out:  # noqa: S310 (URL comes from config)
-        announced, received = response.length, 0
+        # HTTP answers say how long they are; a file: URL (a mirror on disk) does not.
+        announced, received = getattr(response, "length", None), 0
         # Read outside naming_destination: a network error stays one, whatever its errno.
         while chunk := response.read(1 << 20):
             received += len(chunk)
