@@ -87,7 +87,10 @@ def test_dashboard_renders_in_chromium(dashboard_url: str, tmp_path: Path) -> No
         assert 'data-testid="stException"' not in dom and "Page not found" not in dom
         browser.screenshot(REPORTS / "dashboard-data.png")
 
-        browser.open(f"{dashboard_url}/")  # Predict, the default page, lives at the root
+        browser.open(f"{dashboard_url}/")  # the root opens Predict at its own address
+        assert browser.wait_for(_HEADING, RENDER_SECONDS) == "Predict one building"
+        assert browser.wait_for("location.pathname", RENDER_SECONDS) == "/predict"
+        browser.open(f"{dashboard_url}/predict")  # a link to it works: once Streamlit's "Page not found"
         assert browser.wait_for(_HEADING, RENDER_SECONDS) == "Predict one building"
         assert browser.wait_for(f"{_FORM_FIELDS} >= 10 && {_IDLE}", RENDER_SECONDS)
         assert "Page not found" not in browser.dom()
