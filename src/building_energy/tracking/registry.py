@@ -249,14 +249,14 @@ def promote_if_not_worse(
                 "not promoted (decide with `building-energy promote`)"
             )
         if decision.promote:
-            previous = champion
-
-            def tag_promotion() -> None:
-                _tag_decision(mlflow_client, name, version, decision)
-                if previous is not None and _version_number(previous) != version:
-                    _mark(mlflow_client, name, previous, "challenger")
-
-            move_champion_alias(mlflow_client, name, config.tracking.champion_alias, version, previous, tag_promotion)
+            move_champion_alias(
+                mlflow_client,
+                name,
+                config.tracking.champion_alias,
+                version,
+                champion,
+                lambda: _tag_decision(mlflow_client, name, version, decision),
+            )
         else:
             _tag_decision(mlflow_client, name, version, decision)
     logger.info("%s version %s: %s (%s)", name, version, decision.status, decision.reason)
@@ -271,7 +271,8 @@ def move_champion_alias(
     previous: ModelVersion | None,
     write_tags: Callable[[], None],
 ) -> None:
-    """Point ``alias`` at ``version``, then ``write_tags``; if those fail, point it back at ``previous``.
+    """Point ``alias`` at ``version``, then ``write_tags`` (the new champion's) and mark ``previous`` a
+    challenger; if a tag cannot be written, point the alias back at ``previous``.
 
     The alias is what serving loads and the status tags what the tables show: a promotion whose tags could not
     be written is undone rather than left half made. Either way the ``TrackingError`` says where the alias is.
@@ -279,6 +280,8 @@ def move_champion_alias(
     mlflow_client.set_registered_model_alias(name, alias, version)
     try:
         write_tags()
+        if previous is not None and _version_number(previous) != version:
+            _mark(mlflow_client, name, previous, "challenger")
     except Exception as error:
         failure = store_failure(_registry_uri(mlflow_client), error, "written")
         before = _version_number(previous)
@@ -347,8 +350,6 @@ def promote_version(
             def tag_promotion() -> None:
                 _mark(mlflow_client, name, chosen, "champion")
                 mlflow_client.set_model_version_tag(name, str(version), REASON_TAG, "promoted by hand")
-                if previous is not None and _version_number(previous) != str(version):
-                    _mark(mlflow_client, name, previous, "challenger")
 
             move_champion_alias(
                 mlflow_client, name, config.tracking.champion_alias, str(version), previous, tag_promotion

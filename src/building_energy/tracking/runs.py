@@ -241,9 +241,9 @@ def model_signature(target: str = "energy") -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def log_registered_model(model_path: Path, inputs: pd.DataFrame, result: TrainingResult, registered_model: str) -> Any:
-    """Log the verified ``model_path`` as an MLflow ``python_function`` model (``ScoredBuildings``) with the
-    package's code, and register a version."""
+def log_registered_model(result: TrainingResult, inputs: pd.DataFrame, registered_model: str) -> Any:
+    """Log ``result``'s verified model file as an MLflow ``python_function`` model (``ScoredBuildings``) with
+    the package's code, and register a version."""
     import mlflow
 
     from building_energy.tracking.pyfunc import CHECKSUM_ARTIFACT, MODEL_ARTIFACT, ScoredBuildings
@@ -253,7 +253,10 @@ def log_registered_model(model_path: Path, inputs: pd.DataFrame, result: Trainin
         python_model=ScoredBuildings(),
         # The file itself, checksum beside it, rather than a re-pickled pipeline: MLflow's consumers load the
         # same verified bytes as `predict --model`.
-        artifacts={MODEL_ARTIFACT: str(model_path), CHECKSUM_ARTIFACT: str(model_path.with_name(CHECKSUM_FILE))},
+        artifacts={
+            MODEL_ARTIFACT: str(result.model_path),
+            CHECKSUM_ARTIFACT: str(result.model_path.with_name(CHECKSUM_FILE)),
+        },
         signature=model_signature(recorded_target(result.metadata)),
         input_example=inputs.head(_INPUT_EXAMPLE_ROWS),
         registered_model_name=registered_model,
@@ -308,7 +311,7 @@ def track_training(
                 mlflow.log_artifact(str(path), artifact_path=PLOTS_DIR)
             target = str(result.metadata["target"])
             name = config.tracking.model_name(target)
-            info = log_registered_model(result.model_path, inputs, result, name)
+            info = log_registered_model(result, inputs, name)
             version = str(info.registered_model_version)
             # Provenance on the version too, so the registry alone answers "which code, data and model".
             for key in ("git_commit", "data_sha256", MODEL_SHA_TAG, PREDICTIONS_SHA_TAG):
