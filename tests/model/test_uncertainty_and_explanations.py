@@ -8,11 +8,15 @@ import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.estimator_checks import check_estimator
 
+from building_energy.models.evaluate import metrics_real
 from building_energy.models.explain import LOCATION, explain
 from building_energy.models.intervals import (
     conformal_halfwidth,
     group_halfwidths,
+    group_relative_factors,
     predict_interval,
+    predict_relative_error_point,
+    relative_error_factor,
     stack_groups,
     stack_residuals,
 )
@@ -44,6 +48,41 @@ def test_a_group_too_small_for_its_quantile_borrows_the_pooled_one() -> None:
     widths = group_halfwidths(residuals, groups, 0.9)
     assert widths[0] == conformal_halfwidth(residuals[:50], 0.9)
     assert widths[1] == conformal_halfwidth(residuals, 0.9)
+
+
+def test_the_relative_error_factor_minimises_the_mean_relative_error() -> None:
+    residuals = np.random.default_rng(0).standard_t(3, 400) * 0.5
+    grid = np.linspace(0.05, 2.0, 39_001)
+    mean_ape = np.abs(grid[:, None] * np.exp(-residuals)[None, :] - 1).mean(axis=1)
+    assert relative_error_factor(residuals) == pytest.approx(grid[np.argmin(mean_ape)], abs=1e-4)
+    # Over-estimates cost more than under-estimates, so a wider spread scales further down; none at all keeps 1.
+    assert relative_error_factor(np.zeros(5)) == 1.0
+    assert relative_error_factor(residuals) < relative_error_factor(residuals / 4) < 1
+    with pytest.raises(ValueError, match="no residuals"):
+        relative_error_factor(np.array([]))
+
+
+def test_each_group_gets_its_own_relative_error_factor() -> None:
+    residuals = np.concatenate([np.linspace(-0.2, 0.2, 41), np.linspace(-1.5, 1.5, 41)])
+    factors = group_relative_factors(residuals, np.array([0] * 41 + [1] * 41))
+    assert factors[0] == relative_error_factor(residuals[:41]) and factors[1] == relative_error_factor(residuals[41:])
+    assert factors[1] < factors[0]
+    only_scored = group_relative_factors(residuals[:41], np.zeros(41, dtype=int))
+    assert only_scored[1] == only_scored[0]
+
+
+def test_the_relative_error_point_trades_log_accuracy_for_a_lower_mape(
+    trained: TrainingResult, clean_buildings: pd.DataFrame
+) -> None:
+    model = load_model(trained.model_path)
+    test_rows = clean_buildings[clean_buildings["OSEBuildingID"].isin(model.metadata["test_ids"])]
+    X, y = prepare_xy(test_rows)
+    point = model.model.predict(X)
+    relative = predict_relative_error_point(model.model, X)
+    assert (relative <= point).all()
+    shipped, scaled = metrics_real(y, point), metrics_real(y, relative)
+    assert scaled["mape"] < shipped["mape"]
+    assert scaled["r2_log"] < shipped["r2_log"]
 
 
 def test_without_a_score_column_the_groups_follow_the_scorable_use_types() -> None:

@@ -49,6 +49,32 @@ def group_halfwidths(residuals: np.ndarray, groups: np.ndarray, level: float) ->
     return np.array([width if math.isfinite(width) else pooled for width in own])
 
 
+def relative_error_factor(residuals: np.ndarray) -> float:
+    """The factor c that minimises the mean |c·ŷ - y| / y over these log residuals r = log y - log ŷ.
+
+    Mean |c·e^(-r) - 1| = mean e^(-r)·|c - e^r| is least at the median of y/ŷ = e^r weighted by e^(-r): below 1
+    when the spread is wide, because an over-estimate's relative error is unbounded and an under-estimate's
+    is at most 1 (the MAPE-optimal point is not the median).
+    """
+    ratios = np.exp(np.asarray(residuals, dtype=float))
+    if ratios.size == 0:
+        raise ValueError("no residuals to fit a relative-error factor on")
+    order = np.argsort(ratios)
+    weights = np.cumsum(1 / ratios[order])
+    return float(ratios[order][np.searchsorted(weights, weights[-1] / 2)])
+
+
+def group_relative_factors(residuals: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``relative_error_factor`` of each interval group, indexed by group; an empty group gets the pooled one."""
+    pooled = relative_error_factor(residuals)
+    return np.array(
+        [
+            relative_error_factor(residuals[groups == group]) if (groups == group).any() else pooled
+            for group in INTERVAL_GROUPS
+        ]
+    )
+
+
 def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point prediction and the ``level`` interval, in the target's unit."""
     pipeline = model.regressor_
@@ -58,3 +84,12 @@ def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.n
     halfwidth = group_halfwidths(stack_residuals(model), stack_groups(model), level)[interval_groups(features)]
     log_point = np.log1p(np.clip(point, 0, None))
     return point, np.expm1(log_point - halfwidth), np.expm1(log_point + halfwidth)
+
+
+def predict_relative_error_point(model: Any, X: Any) -> np.ndarray:
+    """The point estimate scaled by its group's ``relative_error_factor`` from the training rows' out-of-fold
+    residuals: the estimate with the least expected MAPE, and so biased low where the spread is wide."""
+    features = model.regressor_[:-1].transform(X)
+    point = np.asarray(model.inverse_func(_stack(model).predict(features)), dtype=float)
+    factors = group_relative_factors(stack_residuals(model), stack_groups(model))
+    return point * factors[interval_groups(features)]
