@@ -53,7 +53,8 @@ def _predict(args: argparse.Namespace) -> int:
         raise DataValidationError(f"{error} (--allow-absent-columns)") from error
     failed = int((predictions[ERROR_COLUMN] != "").sum())
     print(f"{len(predictions) - failed} of {len(predictions)} rows scored, {failed} with errors -> {args.output}")
-    return 0
+    # A script must see a file of which nothing could be scored, e.g. an export missing every floor area.
+    return 1 if failed == len(predictions) else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

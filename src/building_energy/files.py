@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -40,7 +41,9 @@ def check_writable(path: Path) -> None:
     that cannot be written or entered. Only the mode bits and ACLs are judged; a full disk shows at the write.
     """
     path = Path(path)
-    if path.is_file() and not os.access(path, os.W_OK):
+    # By its mode too: root's os.access allows any write, but a file nobody may write was made read-only on
+    # purpose, and replacing it because the job runs as root would undo that.
+    if path.is_file() and (not os.access(path, os.W_OK) or not stat.S_IMODE(path.stat().st_mode) & 0o222):
         raise PermissionError(errno.EACCES, "the file is read-only; not replaced", str(path))
     folder = path.parent
     while not folder.exists() and folder != folder.parent:

@@ -330,6 +330,87 @@ def test_predict_never_writes_over_its_input(
         assert source.read_bytes() == before
 
 
+def test_predict_never_writes_over_the_model_it_scores(
+    artifacts: Path, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "buildings.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5).to_csv(source, index=False)
+    model = artifacts / "model.joblib"
+    before = _snapshot(artifacts)
+    for output in (model, artifacts / "model.joblib.sha256", artifacts / "." / "model.joblib"):
+        assert _predict(model, source, output) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"error: {output}: the output would replace the model being scored; choose another path"
+        )
+    assert _snapshot(artifacts) == before
+    assert _predict(model, source, artifacts / "predictions.csv") == 0
+
+
+def test_predict_keeps_a_read_only_file_even_when_run_as_root(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CI runs as root, for whom the kernel allows any write: the mode the user gave the file must still hold.
+    source, output = tmp_path / "buildings.csv", tmp_path / "kept.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(5).to_csv(source, index=False)
+    output.write_text("earlier predictions\n")
+    output.chmod(0o444)
+    assert _predict(trained.model_path, source, output) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {output}: the file is read-only; not replaced"
+    assert output.read_text() == "earlier predictions\n"
+
+
+def test_a_bad_cell_in_a_column_the_model_does_not_read_costs_no_row(
+    trained: TrainingResult, data_path: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    frame = frame.loc[frame["BuildingType"] == "NonResidential"].head(6).reset_index(drop=True)
+    clean, messy = tmp_path / "clean.csv", tmp_path / "messy.csv"
+    frame.to_csv(clean, index=False)
+    # A ZIP+4 code, and the blanks of other exports in the meter columns and the year of the data.
+    frame.loc[0, "ZipCode"] = "98101-1234"
+    frame.loc[1, "Electricity(kWh)"] = "n.a."
+    frame.loc[2, "TotalGHGEmissions"] = "Not Available"
+    frame.loc[3, "DataYear"] = "FY2016"
+    # In a field the model reads, the same kind of cell is still the row's error.
+    frame.loc[4, "NumberofFloors"] = "two"
+    frame.to_csv(messy, index=False)
+
+    assert _predict(trained.model_path, clean, tmp_path / "clean_out.csv") == 0
+    assert _predict(trained.model_path, messy, tmp_path / "messy_out.csv") == 0
+    expected = pd.read_csv(tmp_path / "clean_out.csv", keep_default_na=False)
+    scored = pd.read_csv(tmp_path / "messy_out.csv", keep_default_na=False)
+    assert scored["error"].tolist() == ["", "", "", "", "NumberofFloors='two' is not a number", ""]
+    kept = [0, 1, 2, 3, 5]
+    numbers = ["OSEBuildingID", "predicted_site_energy_kbtu", "lower_kbtu", "upper_kbtu"]
+    pd.testing.assert_frame_equal(scored.loc[kept, numbers].astype(float), expected.loc[kept, numbers].astype(float))
+
+
+def test_a_fraction_in_a_count_year_or_district_is_the_rows_error_as_in_the_api(
+    trained: TrainingResult, data_path: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    frame = frame.loc[frame["BuildingType"] == "NonResidential"].head(5).reset_index(drop=True)
+    edits = {"YearBuilt": "1927.5", "NumberofFloors": "2.5", "NumberofBuildings": "1.5", "CouncilDistrictCode": "3.5"}
+    for row, (column, value) in enumerate(edits.items()):
+        frame.loc[row, column] = value
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.to_csv(source, index=False)
+    assert _predict(trained.model_path, source, output) == 0
+    errors = pd.read_csv(output, keep_default_na=False)["error"].tolist()
+    assert errors == [f"{column} fails whole_number (value {float(value)!r})" for column, value in edits.items()] + [""]
+
+
+def test_predict_exits_1_when_no_row_could_be_scored(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False).head(4).assign(PropertyGFATotal="")
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.to_csv(source, index=False)
+    assert _predict(trained.model_path, source, output) == 1
+    assert "0 of 4 rows scored, 4 with errors" in capsys.readouterr().out
+    assert (pd.read_csv(output, keep_default_na=False)["error"] != "").all()
+
+
 def test_predict_writes_through_a_symlink_and_refuses_a_directory(
     trained: TrainingResult, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -82,6 +82,10 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     *METER_COLUMNS,
 )
 
+# The numbers scoring reads: the id it echoes and the model's inputs. A bad cell elsewhere (a ZIP+4 code, a meter
+# export's "n.a.") says nothing about the building's estimate, so it is not that row's error.
+SCORED_NUMERIC_COLUMNS: tuple[str, ...] = (BUILDING_ID, *NUMERIC_INPUTS)
+
 MULTIFAMILY_BUILDING_TYPES: tuple[str, ...] = (
     "Multifamily LR (1-4)",
     "Multifamily MR (5-9)",

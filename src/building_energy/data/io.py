@@ -123,8 +123,11 @@ def check_records(path: Path, encoding: str, separator: str = ",") -> None:
             raise DataValidationError(f"{path}: not a readable CSV ({error})") from error
 
 
-def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-    """Turn the numeric columns into floats; return the cells that are not numbers, by row position."""
+def parse_numbers(
+    frame: pd.DataFrame, judged: tuple[str, ...] = NUMERIC_COLUMNS
+) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Turn the numeric columns into floats; return the cells of the ``judged`` columns that are not numbers,
+    by row position. Such a cell in another column becomes blank, with a warning."""
     parsed = frame.copy()
     problems: dict[int, list[str]] = {}
     for column in NUMERIC_COLUMNS:
@@ -134,18 +137,30 @@ def parse_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str
         text = text.mask(text.str.fullmatch(_GROUPED_THOUSANDS, na=False), text.str.replace(",", "", regex=False))
         text = text.mask(text.isin(_MISSING_MARKERS))
         numbers = pd.to_numeric(text, errors="coerce")
-        for position in (numbers.isna() & text.notna()).to_numpy().nonzero()[0]:
+        unreadable = (numbers.isna() & text.notna()).to_numpy().nonzero()[0]
+        if column not in judged and len(unreadable):
+            logger.warning(
+                "%s: %d cell(s) are not numbers (first %r), read as blank; the column is not used here",
+                column,
+                len(unreadable),
+                frame[column].iloc[unreadable[0]],
+            )
+            unreadable = unreadable[:0]
+        for position in unreadable:
             value = frame[column].iloc[position]
             problems.setdefault(int(position), []).append(f"{column}={value!r} is not a number")
         parsed[column] = numbers.astype("float64")
     return parsed, problems
 
 
-def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+def read_buildings_csv(
+    path: Path, judged_numbers: tuple[str, ...] = NUMERIC_COLUMNS
+) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """Read a CSV in the City's format: archived or current portal export, UTF-8, Windows-1252 or UTF-16
     with a byte-order mark, comma- or tab-separated.
 
-    Returns the frame (numeric columns parsed) and the unparseable cells by row position.
+    Returns the frame (numeric columns parsed) and the unparseable cells of ``judged_numbers`` by row position
+    (see ``parse_numbers``).
     """
     path = Path(path)
     if not path.is_file():
@@ -206,7 +221,7 @@ def read_buildings_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     except DataValidationError as error:
         raise DataValidationError(f"{path}: {error}") from error
     frame = frame.replace(dict.fromkeys(_MISSING_MARKERS, None))
-    return parse_numbers(frame)
+    return parse_numbers(frame, judged_numbers)
 
 
 def _copy_atomically(source: Path, destination: Path) -> None:

@@ -62,7 +62,8 @@ MIN_TOTAL_AREA_SQFT = 1_000.0
 MAX_USE_AREA_TO_TOTAL = 10.0
 USE_AREA_CHECK = f"less_than_or_equal_to({MAX_USE_AREA_TO_TOTAL:g} x {TOTAL_AREA})"
 
-# Ranges are what is physically plausible for a Seattle building, wide enough for every real row.
+# Ranges are what is physically plausible for a Seattle building, wide enough for every real row. Counts, years
+# and the district are whole numbers, as the API types them: a file and a request must not disagree on a row.
 _COLUMNS: dict[str, pa.Column] = {
     # An identifier, not a quantity: a whole number a float64 and an Int64 column both hold exactly.
     BUILDING_ID: _number(0, 2.0**53, low_strict=True, whole=True),
@@ -73,12 +74,12 @@ _COLUMNS: dict[str, pa.Column] = {
     "SecondLargestPropertyUseType": _text(),
     "ThirdLargestPropertyUseType": _text(),
     "ListOfAllPropertyUseTypes": _text(),
-    "CouncilDistrictCode": _number(1, 7),
+    "CouncilDistrictCode": _number(1, 7, whole=True),
     "Latitude": _number(47.0, 48.5),
     "Longitude": _number(-123.0, -121.5),
-    "YearBuilt": _number(1800, 2030),
-    "NumberofBuildings": _number(0, 1000),
-    "NumberofFloors": _number(0, 200),
+    "YearBuilt": _number(1800, 2030, whole=True),
+    "NumberofBuildings": _number(0, 1000, whole=True),
+    "NumberofFloors": _number(0, 200, whole=True),
     TOTAL_AREA: _number(MIN_TOTAL_AREA_SQFT, 1e8, low_strict=True),
     "PropertyGFAParking": _number(0, 1e8),
     # A building has some floor area, and so has its largest use (the API says so too); parking and the

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from building_energy.config import get_config
-from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED
+from building_energy.data.columns import BUILDING_ID, MODEL_INPUTS, PREDICTION_REQUIRED, SCORED_NUMERIC_COLUMNS
 from building_energy.data.io import parse_numbers, read_buildings_csv
 from building_energy.data.schema import DataValidationError, row_errors
 from building_energy.files import check_writable, write_bytes_atomically
 from building_energy.models.intervals import predict_interval
+from building_energy.models.loading import is_models_uri
 from building_energy.models.metadata import recorded_target
 from building_energy.preprocessing.preprocessor import scope_errors
 from building_energy.preprocessing.transformers import CleanBuildings
@@ -104,7 +105,7 @@ def score_frame(
     level = interval_level if interval_level is not None else get_config().intervals.level
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
     # Text in a number column (a JSON body, a hand-made upload) is that row's error, as in a CSV.
-    frame, unreadable = parse_numbers(raw_buildings.reset_index(drop=True))
+    frame, unreadable = parse_numbers(raw_buildings.reset_index(drop=True), SCORED_NUMERIC_COLUMNS)
     for found in (unreadable, row_errors(frame), scope_errors(frame)):
         for position, reasons in found.items():
             problems.setdefault(position, []).extend(reasons)
@@ -194,6 +195,14 @@ def model_inputs(model: Any) -> list[str]:
     return list(MODEL_INPUTS)
 
 
+def _model_files(model: Any) -> set[Path]:
+    """The files a model loaded from a path is made of (its pickle and checksum); none for a registry model."""
+    source = getattr(model, "source", None)
+    if not source or is_models_uri(source):
+        return set()
+    return {Path(source).resolve(), Path(f"{source}.sha256").resolve()}
+
+
 def predict_csv(
     model: Any, input_path: Path, output_path: Path, explain_top: int = 0, allow_absent_columns: bool = False
 ) -> pd.DataFrame:
@@ -209,10 +218,14 @@ def predict_csv(
     target = output_path.resolve()
     if target == input_path.resolve():
         raise DataValidationError(f"{output_path}: the output would replace the input file; choose another path")
+    if target in _model_files(model):
+        raise DataValidationError(
+            f"{output_path}: the output would replace the model being scored; choose another path"
+        )
     if target.is_dir():
         raise DataValidationError(f"{output_path}: is a directory; give the predictions file's name")
     check_writable(target)  # before the scoring (minutes with explanations), not after it
-    raw, problems = read_buildings_csv(input_path)
+    raw, problems = read_buildings_csv(input_path, SCORED_NUMERIC_COLUMNS)
     missing = [c for c in PREDICTION_REQUIRED if c not in raw]
     if missing:
         raise DataValidationError(f"{input_path}: missing required column(s) {missing}")
