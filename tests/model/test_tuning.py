@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from building_energy.cli import main
 from building_energy.config import ProfileGrids, SearchSpace, Settings, TuningSettings, config_file, get_config
+from building_energy.data.schema import DataValidationError
 from building_energy.models.bench import run_benchmark
 from building_energy.models.tuning import (
     INTERRUPTED,
@@ -373,6 +376,30 @@ def test_a_study_is_resumed_only_for_what_it_was_made_for(data_path: Path, tmp_p
         )
     with pytest.raises(ValueError, match=r"was created to minimize, not to maximize"):
         tune_stack(n_trials=1, storage=journal, study_name=STUDY, data_path=data_path, profile="tiny", config=two_folds)
+    assert len(_trials(journal)) == 1
+
+
+def test_bad_data_is_refused_before_any_study_is_created_or_checked(
+    data_path: Path, tmp_path: Path, two_folds: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study created for a file that then failed to load was stamped with its checksum, and refused the
+    right data ever after, though it held no trial."""
+    empty, journal = tmp_path / "empty.csv", tmp_path / "optuna" / "journal.log"
+    empty.write_text("")
+    assert main(["tune", "--learner", "svr", "--trials", "1", "--data", str(empty), "--storage", str(journal)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {empty}: the file is empty"]
+    for learner, options in (("svr", {}), ("stack", {"profile": "tiny"})):
+        with pytest.raises(DataValidationError, match=rf"^{re.escape(str(empty))}: the file is empty$"):
+            tune_in_workers(learner, n_trials=1, workers=2, storage=str(journal), data_path=empty, **options)
+    assert not journal.parent.exists()
+
+    # The default study is then created for the right data; the bad file, given again, is still its own error.
+    result = tune_learner("svr", n_trials=1, storage=str(journal), data_path=data_path, config=two_folds)
+    assert (result.study_name, result.n_complete + result.n_pruned) == (STUDY, 1)
+    with pytest.raises(DataValidationError, match=rf"^{re.escape(str(empty))}: the file is empty$"):
+        tune_learner("svr", n_trials=2, storage=str(journal), data_path=empty, config=two_folds)
+    with pytest.raises(DataValidationError, match=rf"^{re.escape(str(empty))}: the file is empty$"):
+        tune_in_workers("svr", n_trials=2, workers=2, storage=str(journal), data_path=empty, config=two_folds)
     assert len(_trials(journal)) == 1
 
 

@@ -327,13 +327,25 @@ def tune_learner(
     target_column = TARGET_COLUMNS[target]
     data = Path(data_path or config.paths.data)
     identity = learner_identity(config, data, learner, target, use_energy_star)
-    # Opened first: a storage that cannot be read or a study made for something else fails before the data loads.
+    # Read and validated before the study is opened: a bad file is its own error and neither creates a study
+    # (stamped with that file's checksum, it would refuse the right data) nor is reported as another file's.
+    X, y = prepare_xy(learner_rows(data, config, target_column), target_column)
     study = open_study(name, storage_spec, "minimize", config, worker, identity)
-    train_rows, _ = split_buildings(preprocess_data(data, target_column), config)
-    X, y = prepare_xy(remove_outliers(train_rows), target_column)
     run_study(study, make_objective(learner, X, y, config, use_energy_star, worker), n_trials, worker, parent_pid)
     logger.info("study %s: best MAE log %.4f with %s", name, study.best_value, study.best_params)
     return _result(study)
+
+
+def learner_rows(data_path: Path, config: Settings, target_column: str) -> pd.DataFrame:
+    """What a learner's study fits on: the training split of ``data_path``, read and validated, bar the City's
+    flagged outliers (as ``train`` fits)."""
+    train_rows, _ = split_buildings(preprocess_data(data_path, target_column), config)
+    return remove_outliers(train_rows)
+
+
+def stack_rows(data_path: Path, target_column: str) -> pd.DataFrame:
+    """What the stack's study splits into its folds: the clean buildings of ``data_path``, read and validated."""
+    return preprocess_data(data_path, target_column)
 
 
 def sampler_seed(random_state: int, worker: int, n_existing_trials: int) -> int:
@@ -617,8 +629,9 @@ def tune_stack(
     target_column = TARGET_COLUMNS[target]
     data = Path(data_path or config.paths.data)
     identity = stack_identity(config, data, profile, target, use_energy_star)
+    # Read and validated before the study is opened, as in ``tune_learner``.
+    clean_buildings = stack_rows(data, target_column)
     study = open_stack_study(name, storage or str(config.tuning.storage), config, base, identity, worker)
-    clean_buildings = preprocess_data(data, target_column)
     run_study(
         study,
         make_stack_objective(clean_buildings, config, base, use_energy_star, target_column, worker),
@@ -712,21 +725,25 @@ def tune_in_workers(
     target, use_energy_star = kwargs.get("target", "energy"), kwargs.get("use_energy_star", True)
     data = Path(kwargs.get("data_path") or config.paths.data)
     # Opened once before the workers start: they would race to create the study, to queue interrupted
-    # trials again, and (the stack) to queue the profile as the first trial.
+    # trials again, and (the stack) to queue the profile as the first trial. The data is read and validated
+    # first, as each worker does: a bad file must not create the study.
     if learner == STACK:
         profile = kwargs.get("profile", "full")
         name = kwargs.get("study_name") or stack_study_name(profile, target, use_energy_star)
         identity = stack_identity(config, data, profile, target, use_energy_star)
+        stack_rows(data, TARGET_COLUMNS[target])
         open_stack_study(name, storage, config, profile_values(config, profile), identity, first_worker)
     elif learner in LEARNERS:
         name = kwargs.get("study_name") or learner_study_name(learner, target, use_energy_star)
+        identity = learner_identity(config, data, learner, target, use_energy_star)
+        learner_rows(data, config, TARGET_COLUMNS[target])
         open_study(
             name,
             storage,
             "minimize",
             config,
             first_worker,
-            learner_identity(config, data, learner, target, use_energy_star),
+            identity,
         )
     jobs = [
         {
