@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="repeated k-fold CV of the training procedure on trusted rows")
     _add_common_data(bench)
     bench.add_argument("--profile", choices=sorted(config.profiles), default="full")
-    bench.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    bench.add_argument("--seeds", type=_seed, nargs="+", default=[42, 43, 44])
     bench.add_argument("--folds", type=_at_least(2), default=config.cv_folds)
     score_arms = bench.add_mutually_exclusive_group()
     score_arms.add_argument("--no-energy-star", action="store_true")
@@ -375,6 +375,14 @@ def _port(text: str) -> int:
     value = _count(text)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    # NumPy takes a seed up to 2**32 - 1, and says so only after the data has loaded, naming no option.
+    value = _count(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be a seed from 0 to {2**32 - 1}, got {value}")
     return value
 
 

@@ -172,6 +172,8 @@ def test_a_parameter_no_learner_has_is_refused_before_any_work(tmp_path: Path) -
         (["dashboard", "--port", "0"], "argument --port: must be a port from 1 to 65535, got 0"),
         (["tune", "--trials", "0"], "argument --trials: must be 1 or more, got 0"),
         (["bench", "--folds", "1"], "argument --folds: must be 2 or more, got 1"),
+        (["bench", "--seeds", "-1"], "argument --seeds: must be 0 or more, got -1"),
+        (["bench", "--seeds", "4294967296"], "argument --seeds: must be a seed from 0 to 4294967295, got 4294967296"),
         (["serve", "--workers", "0"], "argument --workers: must be 1 or more, got 0"),
     ],
 )

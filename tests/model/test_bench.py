@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,28 @@ def test_bench_refuses_comparing_the_score_when_told_to_drop_it(capsys: pytest.C
         main(["bench", "--no-energy-star", "--compare-energy-star"])
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_data_too_small_for_the_folds_is_refused_in_one_line_before_any_fit(
+    data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As train refuses it: not scikit-learn's FitFailedWarning with its traceback, then a vague failure."""
+    few = tmp_path / "few.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(10).to_csv(few, index=False)
+    assert main(["bench", "--profile", "fast", "--seeds", "1", "--data", str(few)]) == 2
+    error = capsys.readouterr().err
+    assert re.search(
+        rf"^error: {re.escape(str(few))}: \d+ buildings to train on in fold 0 of seed 1 after cleaning; at least 100 "
+        r"are needed \(training nests 5-fold cross-validations\)$",
+        error,
+        re.MULTILINE,
+    ), error
+    assert "Traceback" not in error and "failed to fit" not in error
+
+    assert main(["bench", "--profile", "tiny", "--seeds", "1", "--folds", "100000", "--data", str(data_path)]) == 2
+    error = capsys.readouterr().err
+    message = rf"^error: --folds 100000 is more than the \d+ buildings of {re.escape(str(data_path))} after cleaning$"
+    assert re.search(message, error, re.MULTILINE), error
 
 
 def test_every_fold_is_scored_on_its_trusted_rows_and_reruns_match(

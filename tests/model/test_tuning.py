@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -401,6 +402,32 @@ def test_bad_data_is_refused_before_any_study_is_created_or_checked(
     with pytest.raises(DataValidationError, match=rf"^{re.escape(str(empty))}: the file is empty$"):
         tune_in_workers("svr", n_trials=2, workers=2, storage=str(journal), data_path=empty, config=two_folds)
     assert len(_trials(journal)) == 1
+
+
+def test_data_too_small_to_train_on_is_refused_in_one_line_before_any_study(
+    data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As train refuses it: not a trial failing with ~20 frames of scikit-learn's traceback."""
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    few, journal = tmp_path / "few.csv", tmp_path / "optuna" / "journal.log"
+    frame.head(10).to_csv(few, index=False)
+    for learner in ("svr", "stack"):
+        argv = ["tune", "--learner", learner, "--trials", "1", "--data", str(few), "--storage", str(journal)]
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert re.search(
+            rf"^error: {re.escape(str(few))}: \d+ buildings to train on after cleaning and the test split; at least "
+            r"100 are needed \(training nests 5-fold cross-validations\)$",
+            error,
+            re.MULTILINE,
+        ), error
+        assert "Traceback" not in error
+    # Enough buildings in the training split, too few in the stack study's folds of it.
+    some = tmp_path / "some.csv"
+    frame.head(150).to_csv(some, index=False)
+    with pytest.raises(DataValidationError, match=r"buildings to train on in fold 0 of the training split after clean"):
+        tune_stack(n_trials=1, storage=str(journal), data_path=some, profile="tiny")
+    assert not journal.parent.exists()
 
 
 def test_a_storage_that_cannot_be_opened_is_one_line_naming_it(data_path: Path, tmp_path: Path) -> None:

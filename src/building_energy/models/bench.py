@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from building_energy.config import Settings, get_config
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.intervals import predict_interval, predict_relative_error_point
 from building_energy.models.pipeline import check_learner_params
-from building_energy.models.train import TARGET_COLUMNS, fit_stack, prepare_xy
+from building_energy.models.train import TARGET_COLUMNS, check_enough_buildings, fit_stack, prepare_xy
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,28 @@ def benchmark_folds(
         yield fold, remove_outliers(clean_buildings.iloc[train_idx]), clean_buildings.iloc[test_idx][trusted[test_idx]]
 
 
+def checked_folds(
+    clean_buildings: pd.DataFrame,
+    n_folds: int,
+    seeds: Sequence[int],
+    data_path: Path,
+    config: Settings,
+    where: str = "in fold {fold} of seed {seed} after cleaning",
+    folds_option: str = "--folds",
+) -> list[tuple[int, int, pd.DataFrame, pd.DataFrame]]:
+    """Every seed's ``benchmark_folds`` as (seed, fold, training rows, held-out rows), each fold's training rows
+    checked (``check_enough_buildings``, ``where`` formatted with the fold and seed) before any is fitted.
+    More folds than buildings is refused naming ``folds_option``, where ``n_folds`` came from."""
+    if n_folds > len(clean_buildings):
+        raise ValueError(
+            f"{folds_option} {n_folds} is more than the {len(clean_buildings)} buildings of {data_path} after cleaning"
+        )
+    folds = [(seed, *fold) for seed in seeds for fold in benchmark_folds(clean_buildings, n_folds, seed)]
+    for seed, fold, model_input, _ in folds:
+        check_enough_buildings(model_input, data_path, config, where.format(fold=fold, seed=seed))
+    return folds
+
+
 @dataclass
 class BenchResult:
     label: str
@@ -89,41 +111,42 @@ def run_benchmark(
         raise ValueError(f"seeds {repeated} given more than once; each seed's folds must count once")
     check_learner_params(config)
     target_column = TARGET_COLUMNS[target]
-    clean_buildings = preprocess_data(Path(data_path or config.paths.data), target=target_column)
+    data_path = Path(data_path or config.paths.data)
+    clean_buildings = preprocess_data(data_path, target=target_column)
     rows = []
-    for seed in seeds:
-        for fold, model_input, held_out in benchmark_folds(clean_buildings, n_folds, seed):
-            started = time.perf_counter()
-            model, _ = fit_stack(model_input, config, profile, use_energy_star, target_column)
-            seconds = time.perf_counter() - started
-            X, y = prepare_xy(held_out, target_column)
-            point, lower, upper = predict_interval(model, X, config.intervals.level)
-            truth = y.to_numpy()
-            scores = metrics_real(truth, point)
-            covered = (truth >= lower) & (truth <= upper)
-            ape = np.abs(point - truth) / truth
-            scored = held_out["ENERGYSTARScore"].notna().to_numpy()
-            scores["coverage"] = float(np.mean(covered))
-            # Per group too: a fine average can hide scored buildings over-covered and the rest under-covered,
-            # and most of the MAPE comes from buildings without a score.
-            for group, members in (("scored", scored), ("unscored", ~scored)):
-                scores[f"coverage_{group}"] = float(np.mean(covered[members])) if members.any() else math.nan
-                scores[f"mape_{group}"] = float(np.mean(ape[members])) if members.any() else math.nan
-            scores["median_rel_width"] = float(np.median((upper - lower) / point))
-            scores["train_seconds"] = seconds
-            # Not the shipped estimate: what the MAPE-optimal point, scaled down per group, would score instead.
-            relative = metrics_real(truth, predict_relative_error_point(model, X))
-            scores["mape_relative"], scores["r2_log_relative"] = relative["mape"], relative["r2_log"]
-            rows.append({"seed": seed, "fold": fold, "n_scored_rows": len(truth), **scores})
-            logger.info(
-                "seed %d fold %d: MAPE %.3f, R2 log %.3f, coverage %.3f (%.0f s)",
-                seed,
-                fold,
-                scores["mape"],
-                scores["r2_log"],
-                scores["coverage"],
-                seconds,
-            )
+    # Every fold is made and checked before the first is fitted: a file too small fails in one line at once.
+    for seed, fold, model_input, held_out in checked_folds(clean_buildings, n_folds, seeds, data_path, config):
+        started = time.perf_counter()
+        model, _ = fit_stack(model_input, config, profile, use_energy_star, target_column)
+        seconds = time.perf_counter() - started
+        X, y = prepare_xy(held_out, target_column)
+        point, lower, upper = predict_interval(model, X, config.intervals.level)
+        truth = y.to_numpy()
+        scores = metrics_real(truth, point)
+        covered = (truth >= lower) & (truth <= upper)
+        ape = np.abs(point - truth) / truth
+        scored = held_out["ENERGYSTARScore"].notna().to_numpy()
+        scores["coverage"] = float(np.mean(covered))
+        # Per group too: a fine average can hide scored buildings over-covered and the rest under-covered,
+        # and most of the MAPE comes from buildings without a score.
+        for group, members in (("scored", scored), ("unscored", ~scored)):
+            scores[f"coverage_{group}"] = float(np.mean(covered[members])) if members.any() else math.nan
+            scores[f"mape_{group}"] = float(np.mean(ape[members])) if members.any() else math.nan
+        scores["median_rel_width"] = float(np.median((upper - lower) / point))
+        scores["train_seconds"] = seconds
+        # Not the shipped estimate: what the MAPE-optimal point, scaled down per group, would score instead.
+        relative = metrics_real(truth, predict_relative_error_point(model, X))
+        scores["mape_relative"], scores["r2_log_relative"] = relative["mape"], relative["r2_log"]
+        rows.append({"seed": seed, "fold": fold, "n_scored_rows": len(truth), **scores})
+        logger.info(
+            "seed %d fold %d: MAPE %.3f, R2 log %.3f, coverage %.3f (%.0f s)",
+            seed,
+            fold,
+            scores["mape"],
+            scores["r2_log"],
+            scores["coverage"],
+            seconds,
+        )
     label = f"{profile}, {'with' if use_energy_star else 'without'} ENERGY STAR, target {target}"
     return BenchResult(label, pd.DataFrame(rows), n_folds=n_folds, seeds=tuple(seeds), profile=profile)
 

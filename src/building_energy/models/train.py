@@ -54,6 +54,19 @@ def prepare_xy(buildings: pd.DataFrame, target: str = TARGET_KBTU) -> tuple[pd.D
     return buildings[present].copy(), buildings[target].astype(float)
 
 
+def check_enough_buildings(
+    model_input: pd.DataFrame, data_path: Path, config: Settings, where: str = "after cleaning and the test split"
+) -> None:
+    """Refuse to fit the training procedure on ``model_input``, ``data_path``'s buildings ``where``, when they
+    are fewer than ``MIN_TRAINING_BUILDINGS``: one line naming the file, not scikit-learn's error from deep in a
+    nested fold. ``train``, each of ``bench``'s folds and ``tune``'s studies fit on such rows."""
+    if len(model_input) < MIN_TRAINING_BUILDINGS:
+        raise DataValidationError(
+            f"{data_path}: {len(model_input)} buildings to train on {where}; at least "
+            f"{MIN_TRAINING_BUILDINGS} are needed (training nests {config.cv_folds}-fold cross-validations)"
+        )
+
+
 def split_buildings(clean_buildings: pd.DataFrame, config: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     train, test = train_test_split(clean_buildings, test_size=config.test_size, random_state=config.random_state)
     return train, test
@@ -134,11 +147,7 @@ def train_model(
     clean_buildings = preprocess_data(data_path, target=target_column)
     train_rows, test_rows = split_buildings(clean_buildings, config)
     model_input = remove_outliers(train_rows)
-    if len(model_input) < MIN_TRAINING_BUILDINGS:
-        raise DataValidationError(
-            f"{data_path}: {len(model_input)} buildings to train on after cleaning and the test split; at least "
-            f"{MIN_TRAINING_BUILDINGS} are needed (training nests {config.cv_folds}-fold cross-validations)"
-        )
+    check_enough_buildings(model_input, data_path, config)
     logger.info("training on %d rows, testing on %d", len(model_input), len(test_rows))
 
     with training_lock(output_dir):

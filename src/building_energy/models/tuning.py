@@ -46,7 +46,7 @@ from building_energy.config import SearchSpace, Settings, TuningSettings, config
 from building_energy.data.io import sha256_file
 from building_energy.files import check_writable, write_bytes_atomically
 from building_energy.logs import error_summary
-from building_energy.models.bench import benchmark_folds
+from building_energy.models.bench import checked_folds
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.pipeline import (
     LEARNERS,
@@ -55,7 +55,7 @@ from building_energy.models.pipeline import (
     check_learner_params,
 )
 from building_energy.models.search import NEG_MAE_LOG
-from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
+from building_energy.models.train import TARGET_COLUMNS, check_enough_buildings, prepare_xy, split_buildings
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
 logger = logging.getLogger(__name__)
@@ -338,14 +338,25 @@ def tune_learner(
 
 def learner_rows(data_path: Path, config: Settings, target_column: str) -> pd.DataFrame:
     """What a learner's study fits on: the training split of ``data_path``, read and validated, bar the City's
-    flagged outliers (as ``train`` fits)."""
+    flagged outliers (as ``train`` fits), refused as ``train`` refuses it when too small."""
     train_rows, _ = split_buildings(preprocess_data(data_path, target_column), config)
-    return remove_outliers(train_rows)
+    model_input = remove_outliers(train_rows)
+    check_enough_buildings(model_input, data_path, config)
+    return model_input
 
 
-def stack_rows(data_path: Path, target_column: str) -> pd.DataFrame:
-    """What the stack's study splits into its folds: the clean buildings of ``data_path``, read and validated."""
-    return preprocess_data(data_path, target_column)
+StackFolds = list[tuple[int, pd.DataFrame, pd.DataFrame]]
+
+
+def stack_folds(data_path: Path, config: Settings, target_column: str) -> StackFolds:
+    """What the stack's study fits and scores: the benchmark's folds (one seed, ``random_state``) of the
+    training split of ``data_path``, read and validated; refused as ``train`` refuses it when the split, or
+    any fold's training rows, are too small."""
+    train_rows, _ = split_buildings(preprocess_data(data_path, target_column), config)
+    check_enough_buildings(remove_outliers(train_rows), data_path, config)
+    where = "in fold {fold} of the training split after cleaning"
+    folds = checked_folds(train_rows, config.cv_folds, (config.random_state,), data_path, config, where, "cv_folds")
+    return [(fold, model_input, held_out) for _, fold, model_input, held_out in folds]
 
 
 def sampler_seed(random_state: int, worker: int, n_existing_trials: int) -> int:
@@ -529,7 +540,7 @@ def suggest_stack(
 
 
 def make_stack_objective(
-    clean_buildings: pd.DataFrame,
+    folds: StackFolds,
     config: Settings,
     base: dict[str, dict[str, Any]],
     use_energy_star: bool,
@@ -538,11 +549,9 @@ def make_stack_objective(
 ) -> Callable[[optuna.Trial], float]:
     """Mean R2 of log energy over the benchmark's folds of one seed (``random_state``) of the training split.
 
-    Only the training split: its test split is where ``train`` reports the chosen profile's metrics, so it
-    must not have helped choose it.
+    Only the training split (``stack_folds``): its test split is where ``train`` reports the chosen profile's
+    metrics, so it must not have helped choose it.
     """
-    train_rows, _ = split_buildings(clean_buildings, config)
-    folds = list(benchmark_folds(train_rows, config.cv_folds, config.random_state))
 
     def objective(trial: optuna.Trial) -> float:
         mark_trial_owner(trial, worker)
@@ -630,11 +639,11 @@ def tune_stack(
     data = Path(data_path or config.paths.data)
     identity = stack_identity(config, data, profile, target, use_energy_star)
     # Read and validated before the study is opened, as in ``tune_learner``.
-    clean_buildings = stack_rows(data, target_column)
+    folds = stack_folds(data, config, target_column)
     study = open_stack_study(name, storage or str(config.tuning.storage), config, base, identity, worker)
     run_study(
         study,
-        make_stack_objective(clean_buildings, config, base, use_energy_star, target_column, worker),
+        make_stack_objective(folds, config, base, use_energy_star, target_column, worker),
         n_trials,
         worker,
         parent_pid,
@@ -731,7 +740,7 @@ def tune_in_workers(
         profile = kwargs.get("profile", "full")
         name = kwargs.get("study_name") or stack_study_name(profile, target, use_energy_star)
         identity = stack_identity(config, data, profile, target, use_energy_star)
-        stack_rows(data, TARGET_COLUMNS[target])
+        stack_folds(data, config, TARGET_COLUMNS[target])
         open_stack_study(name, storage, config, profile_values(config, profile), identity, first_worker)
     elif learner in LEARNERS:
         name = kwargs.get("study_name") or learner_study_name(learner, target, use_energy_star)
