@@ -154,10 +154,13 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     from building_energy.tracking.store import TrackingError
-    from building_energy.tracking.ui import run_ui
+    from building_energy.tracking.ui import ServerExitedError, run_ui
 
     try:
         return run_ui(host=args.host, port=args.port)
+    except ServerExitedError as error:  # not the user's input: a failure, not exit 2
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

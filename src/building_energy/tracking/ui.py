@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from building_energy.config import Settings, get_config
+from building_energy.loopback import check_port_free, stop_process
 from building_energy.tracking.store import (
     TrackingError,
     check_sqlite_access,
@@ -19,6 +20,8 @@ from building_energy.tracking.store import (
 )
 
 logger = logging.getLogger(__name__)
+
+STOP_SECONDS = 30  # for the server's group to stop on SIGTERM before it is killed
 
 
 def ui_command(
@@ -58,22 +61,43 @@ def ui_command(
     ]
 
 
+class ServerExitedError(TrackingError):
+    """The MLflow server stopped by itself (it exits 0 even when it could not bind its port)."""
+
+
+class _TerminatedError(Exception):
+    """SIGTERM reached the command: stop the server as Ctrl-C does."""
+
+
+def _terminated(*_: object) -> None:
+    raise _TerminatedError
+
+
 def run_ui(
     config: Settings | None = None, host: str | None = None, port: int | None = None, tracking_uri: str | None = None
 ) -> int:
-    """Serve the UI until interrupted; the server's exit code."""
+    """Serve the UI until interrupted (Ctrl-C or SIGTERM: 0). A port in use raises ``PortUnavailableError``
+    before anything starts; a server that stops by itself raises ``ServerExitedError``."""
+    config = config or get_config()
     command = ui_command(config, host, port, tracking_uri)
-    address = f"http://{command[command.index('--host') + 1]}:{command[command.index('--port') + 1]}"
+    bound_host, bound_port = command[command.index("--host") + 1], command[command.index("--port") + 1]
+    check_port_free(bound_host, int(bound_port))
+    address = f"http://{bound_host}:{bound_port}"
     logger.info("MLflow UI for %s at %s (Ctrl-C stops it)", command[command.index("--backend-store-uri") + 1], address)
-    process = subprocess.Popen(command)  # noqa: S603  # our own argv, no shell
-    # A service manager (or `kill`) stops us with SIGTERM: pass it on, or the server would outlive this
-    # process and keep the port.
-    previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    # Its own session: `mlflow server` starts uvicorn and its job runner's huey consumers, which outlive it
+    # unless the whole group is stopped. Ctrl-C at the terminal now reaches this process alone, which stops
+    # the group; so does SIGTERM (a service manager, `kill`).
+    process = subprocess.Popen(command, start_new_session=True)  # noqa: S603  # our own argv, no shell
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return process.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group), which may not stop on it
-        process.terminate()
-        process.wait()
+        code = process.wait()
+    except (KeyboardInterrupt, _TerminatedError):
+        logger.info("stopping the MLflow UI at %s", address)
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
+        try:
+            stop_process(process, signal.SIGTERM, timeout=STOP_SECONDS, group=True)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    raise ServerExitedError(f"the MLflow server for {address} stopped by itself (exit code {code}); see its log above")
