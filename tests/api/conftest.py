@@ -63,11 +63,11 @@ def tampered_model(trained: TrainingResult, tmp_path: Path) -> Path:
 STARTUP_SECONDS = 180  # importing the stack and loading the model on a busy CI machine
 
 
-def serve_subprocess(model: Path, port: int) -> subprocess.Popen[str]:
-    """`building-energy serve` of ``model`` on a loopback ``port``, its output piped."""
+def serve_subprocess(model: Path, port: int, *options: str) -> subprocess.Popen[str]:
+    """`building-energy serve` of ``model`` on a loopback ``port`` (and ``options``), its output piped."""
     command = [sys.executable, "-m", "building_energy.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     return subprocess.Popen(
-        [*command, "--model", str(model)],
+        [*command, "--model", str(model), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

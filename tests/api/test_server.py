@@ -96,6 +96,27 @@ def test_serve_refuses_to_start_on_a_tampered_model(tampered_model: Path) -> Non
     assert len([line for line in output.splitlines() if line.startswith("error: ")]) == 1
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_exits_2_with_one_line_naming_it(tmp_path: Path, workers: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = int(holder.getsockname()[1])
+        # No model needed: the port is checked first (without one, the API would start and answer 503).
+        process = serve_subprocess(tmp_path / "no-model.joblib", port, "--workers", workers)
+        try:
+            output, _ = process.communicate(timeout=STARTUP_SECONDS)
+        finally:
+            stop_process(process)
+    assert process.returncode == 2, output
+    assert "Uvicorn running" not in output
+    assert "Traceback" not in output
+    assert [line for line in output.splitlines() if line.startswith("error: ")] == [
+        f"error: cannot listen on 127.0.0.1:{port}: the port is already in use; stop what listens there or "
+        "choose another --port"
+    ], output
+
+
 def test_serve_without_a_model_answers_503_having_looked_for_it_once(tmp_path: Path) -> None:
     port = free_port()
     process = serve_subprocess(tmp_path / "no-model.joblib", port)

@@ -12,6 +12,7 @@ from building_energy.api.main import model_source as configured_model_source
 from building_energy.api.serving import ServingState
 from building_energy.config import Settings, get_config
 from building_energy.logs import process_log_config
+from building_energy.loopback import check_port_free
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,12 @@ def serve(
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM). A model that fails its checksum is raised here before
     uvicorn starts (it would log the app's failed start as a traceback first), so the command line reports
-    it like any other bad model file, in one line; the app's start then finds the model loaded."""
+    it like any other bad model file, in one line; the app's start then finds the model loaded. So is a port
+    already in use (``PortUnavailableError``), checked first: uvicorn would log it and exit 3."""
     settings = with_model_source(config or get_config(), model_source)
+    host = host or settings.api.host
+    port = port if port is not None else settings.api.port
+    check_port_free(host, port)
     if workers > 1:
         serve_workers(settings, host, port, workers)
         return
@@ -42,8 +47,8 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=host or settings.api.host,
-            port=port if port is not None else settings.api.port,
+            host=host,
+            port=port,
             lifespan="on",
             # The project's logging (and the API's own structured access log) instead of uvicorn's.
             log_config=None,
