@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,6 +37,26 @@ def test_streamlit_command_serves_the_app_headless_without_usage_stats() -> None
     assert _option(command, "--server.headless") == "true"
     assert _option(command, "--browser.gatherUsageStats") == "false"
     assert _option(command, "--server.maxUploadSize") == "7"
+
+
+def test_dashboard_on_a_port_in_use_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = int(holder.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "building_energy.cli", "dashboard", "--address", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: the port is already in use; stop what listens there or "
+        "choose another --port"
+    )
 
 
 def test_model_source_reaches_the_app_through_its_environment() -> None:

@@ -10,6 +10,7 @@ import sys
 
 from building_energy.config import Settings, get_config
 from building_energy.dashboard import APP_FILE
+from building_energy.loopback import check_port_free
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,12 @@ def run_dashboard(
     port: int | None = None,
     config: Settings | None = None,
 ) -> int:
-    """Serve the dashboard until interrupted; return streamlit's exit code."""
+    """Serve the dashboard until interrupted; return streamlit's exit code. A port in use raises
+    ``PortUnavailableError`` before streamlit starts."""
     config = config or get_config()
     settings = config.dashboard
+    # Checked as `serve` and `ui` check theirs: streamlit would say "Port N is not available" and exit 1.
+    check_port_free(address or settings.address, port or settings.port)
     command = streamlit_command(address or settings.address, port or settings.port, settings.max_upload_mb)
     env = dashboard_environment(model_source)
     source = env.get(MODEL_SOURCE_ENV) or "the configured model"
