@@ -75,13 +75,18 @@ def group_relative_factors(residuals: np.ndarray, groups: np.ndarray) -> np.ndar
     )
 
 
-def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Point prediction and the ``level`` interval, in the target's unit."""
-    pipeline = model.regressor_
-    features = pipeline[:-1].transform(X)
+def _point_and_groups(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The point prediction of each row, in the target's unit, and its interval group."""
+    features = model.regressor_[:-1].transform(X)
     # Equal to model.predict(X): the log-target wrapper's inverse of the stack's log prediction.
     point = np.asarray(model.inverse_func(_stack(model).predict(features)), dtype=float)
-    halfwidth = group_halfwidths(stack_residuals(model), stack_groups(model), level)[interval_groups(features)]
+    return point, interval_groups(features)
+
+
+def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point prediction and the ``level`` interval, in the target's unit."""
+    point, groups = _point_and_groups(model, X)
+    halfwidth = group_halfwidths(stack_residuals(model), stack_groups(model), level)[groups]
     log_point = np.log1p(np.clip(point, 0, None))
     return point, np.expm1(log_point - halfwidth), np.expm1(log_point + halfwidth)
 
@@ -89,7 +94,5 @@ def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.n
 def predict_relative_error_point(model: Any, X: Any) -> np.ndarray:
     """The point estimate scaled by its group's ``relative_error_factor`` from the training rows' out-of-fold
     residuals: the estimate with the least expected MAPE, and so biased low where the spread is wide."""
-    features = model.regressor_[:-1].transform(X)
-    point = np.asarray(model.inverse_func(_stack(model).predict(features)), dtype=float)
-    factors = group_relative_factors(stack_residuals(model), stack_groups(model))
-    return point * factors[interval_groups(features)]
+    point, groups = _point_and_groups(model, X)
+    return point * group_relative_factors(stack_residuals(model), stack_groups(model))[groups]

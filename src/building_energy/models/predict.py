@@ -104,7 +104,7 @@ def score_frame(
     pipeline = getattr(model, "model", model)
     level = interval_level if interval_level is not None else get_config().intervals.level
     problems: dict[int, list[str]] = {k: list(v) for k, v in (known_problems or {}).items()}
-    # Text in a number column (a JSON body, a hand-made upload) is that row's error, as in a CSV.
+    # Text in a number column the model reads (a JSON body, a hand-made upload) is that row's error, as in a CSV.
     frame, unreadable = parse_numbers(raw_buildings.reset_index(drop=True), SCORED_NUMERIC_COLUMNS)
     for found in (unreadable, row_errors(frame), scope_errors(frame)):
         for position, reasons in found.items():
