@@ -497,6 +497,17 @@ def test_evaluate_on_other_data_says_so(
     assert f"{without_test_buildings}: none of the" in capsys.readouterr().err
 
 
+def test_a_model_folder_instead_of_its_file_says_which_file(
+    artifacts: Path, data_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "buildings.csv"
+    pd.read_csv(data_path, dtype=str, keep_default_na=False).head(2).to_csv(source, index=False)
+    assert _predict(artifacts, source, tmp_path / "out.csv") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {artifacts}: is a directory; give the model file (e.g. {artifacts / 'model.joblib'})"
+    )
+
+
 def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["predict", "--model", str(tmp_path / "none.joblib"), "--input", "x.csv", "--output", "y.csv"])
     assert code == 2

@@ -59,6 +59,13 @@ def test_dashboard_on_a_port_in_use_exits_2_with_one_line_naming_it(tmp_path: Pa
     )
 
 
+def test_amounts_keep_three_significant_digits_below_a_hundred() -> None:
+    # A small building emits a fraction of a ton of CO2e: no decimals showed it as 0, its range as "0 – 1".
+    assert analysis.amount_text(0.0421, "metric tons CO2e") == "0.0421 metric tons CO2e"
+    assert analysis.amount_text(7_138_112.1, "kBtu") == "7,138,112 kBtu"
+    assert analysis.range_text(0.0, 1.234, "metric tons CO2e") == "0 – 1.23 metric tons CO2e"
+
+
 def test_model_source_reaches_the_app_through_its_environment() -> None:
     assert dashboard_environment("models:/m/1", base={})[MODEL_SOURCE_ENV] == "models:/m/1"
     assert MODEL_SOURCE_ENV not in dashboard_environment(None, base={})

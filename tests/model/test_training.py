@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -138,7 +139,7 @@ def test_two_trainings_give_identical_predictions(
 
 
 def test_the_same_system_trains_for_greenhouse_gas(
-    train_fast: Callable[..., TrainingResult], sample_buildings: pd.DataFrame
+    train_fast: Callable[..., TrainingResult], sample_buildings: pd.DataFrame, clean_buildings: pd.DataFrame
 ) -> None:
     from building_energy.models.loading import load_model
     from building_energy.models.predict import predict_frame
@@ -151,6 +152,27 @@ def test_the_same_system_trains_for_greenhouse_gas(
     assert list(out.columns[1:4]) == ["predicted_ghg_tco2e", "lower_tco2e", "upper_tco2e"]
     ratio = out["predicted_ghg_tco2e"] / sample_buildings["TotalGHGEmissions"].head(10)
     assert ratio.between(0.05, 20).all()
+
+    # Tonnes, unlike kBtu, come close to 0: a log-scale interval must still stop there, for the City's
+    # buildings and for a small office well below the smallest of them.
+    everyone = predict_frame(model, clean_buildings)
+    assert (everyone["error"] == "").all()
+    assert (everyone["lower_tco2e"] >= 0).all()
+    small = clean_buildings.head(1).assign(
+        PrimaryPropertyType="Small- and Mid-Sized Office",
+        LargestPropertyUseType="Office",
+        **{area: 1_500.0 for area in ("PropertyGFATotal", "PropertyGFABuilding(s)", "LargestPropertyUseTypeGFA")},
+        PropertyGFAParking=0.0,
+        SecondLargestPropertyUseTypeGFA=np.nan,
+        ThirdLargestPropertyUseTypeGFA=np.nan,
+    )
+    tiny = predict_frame(model, small).iloc[0]
+    if tiny["error"]:
+        assert re.fullmatch(r"prediction -?[0-9.e+-]+ metric tons CO2e is out of range .*", tiny["error"]), tiny[
+            "error"
+        ]
+    else:
+        assert 0 <= tiny["lower_tco2e"] < tiny["predicted_ghg_tco2e"] < tiny["upper_tco2e"]
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -156,11 +156,30 @@ def similar_buildings(buildings: pd.DataFrame, property_type: str, target: str =
     return Peers(property_type, len(peers), float(values.median()), float(per_sqft.median()))
 
 
+def _decimals(value: float, least: int) -> int:
+    """At least ``least`` decimals, more to keep three significant digits of a small ``value``."""
+    return least if not np.isfinite(value) or value == 0 else max(least, 2 - math.floor(math.log10(abs(value))))
+
+
+def _amount(value: float) -> str:
+    return f"{value:,.{_decimals(value, 0)}f}"
+
+
+def amount_text(value: float, unit: str) -> str:
+    """A whole number with thousands separators, or three significant digits when smaller: a small building
+    emits a fraction of a ton of CO2e, which no decimals showed as 0."""
+    return f"{_amount(value)} {unit}"
+
+
+def range_text(low: float, high: float, unit: str) -> str:
+    """An interval's bounds as ``amount_text`` writes each."""
+    return f"{_amount(low)} – {_amount(high)} {unit}"
+
+
 def per_sqft_text(value: float, unit: str) -> str:
     """``value`` per square foot with one decimal, or three significant digits when smaller: tons of CO2e per
     sq ft are thousandths, and one decimal showed them as 0.0."""
-    decimals = 1 if not np.isfinite(value) or value == 0 else max(1, 2 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f} {unit}/sq ft"
+    return f"{value:,.{_decimals(value, 1)}f} {unit}/sq ft"
 
 
 def predicted_value(predictions: pd.DataFrame) -> float:

@@ -97,6 +97,8 @@ def recorded_checksum(model_path: Path) -> str | None:
 def load_artifact(model_path: Path, expected_sha256: str | None = None) -> dict[str, Any]:
     """Load a saved artifact after checking its SHA-256 against the recorded one; never unpickle a mismatch."""
     model_path = Path(model_path)
+    if model_path.is_dir():
+        raise ModelLoadError(f"{model_path}: is a directory; give the model file (e.g. {model_path / MODEL_FILE})")
     if not model_path.is_file():
         raise ModelLoadError(f"no model at {model_path}; train one with `building-energy train`")
     accepted = [expected_sha256] if expected_sha256 else recorded_checksums(model_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from building_energy.models.artifacts import dump_joblib_bytes, training_lock
 from building_energy.models.evaluate import metrics_real
 from building_energy.models.loading import LoadedModel, is_models_uri, load_model
 from building_energy.models.metadata import recorded_target
+from building_energy.models.predict import TARGET_UNITS
 from building_energy.models.train import TARGET_COLUMNS, prepare_xy, split_buildings
 from building_energy.preprocessing.preprocessor import preprocess_data, remove_outliers
 
@@ -276,6 +278,12 @@ def compare_on_split(
     return {**report, "predictions": predictions}
 
 
+def report_unit(report: Mapping[str, Any]) -> str:
+    """The unit of a comparison's predictions (its ``*_kbtu`` fields hold tonnes for a GHG model)."""
+    target = next((name for name, column in TARGET_COLUMNS.items() if column == report.get("target")), "energy")
+    return TARGET_UNITS[target]
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The comparison as a table, then the two verdicts."""
     rows = [f"{'metric':<12}{'notebook':>18}{'package':>18}{'rel. diff':>12}"]
@@ -293,6 +301,7 @@ def format_report(report: dict[str, Any]) -> str:
     rows.append(
         "reproducible: retrained with the same seed, bit-identical predictions"
         if repro["identical_predictions"]
-        else f"NOT reproducible: retrained predictions differ by up to {repro['max_abs_diff_kbtu']:.6g} kBtu"
+        else f"NOT reproducible: retrained predictions differ by up to {repro['max_abs_diff_kbtu']:.6g} "
+        f"{report_unit(report)}"
     )
     return "\n".join(rows)

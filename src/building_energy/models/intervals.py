@@ -88,7 +88,9 @@ def predict_interval(model: Any, X: Any, level: float) -> tuple[np.ndarray, np.n
     point, groups = _point_and_groups(model, X)
     halfwidth = group_halfwidths(stack_residuals(model), stack_groups(model), level)[groups]
     log_point = np.log1p(np.clip(point, 0, None))
-    return point, np.expm1(log_point - halfwidth), np.expm1(log_point + halfwidth)
+    # Floored at log1p(0): nothing uses or emits less than nothing, and a small emitter's tonnes (unlike
+    # anyone's kBtu) sit close enough to 0 for the log-scale interval to reach below it.
+    return point, np.expm1(np.clip(log_point - halfwidth, 0, None)), np.expm1(log_point + halfwidth)
 
 
 def predict_relative_error_point(model: Any, X: Any) -> np.ndarray:

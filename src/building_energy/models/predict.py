@@ -122,7 +122,10 @@ def score_frame(
     ceiling = MAX_PLAUSIBLE[target]
     implausible = scorable & ~(np.isfinite(predictions) & (predictions > 0) & (predictions < ceiling))
     for position in map(int, np.flatnonzero(implausible)):
-        problems.setdefault(position, []).append(f"prediction {predictions[position]!r} is out of range")
+        problems.setdefault(position, []).append(
+            f"prediction {float(predictions[position]):.4g} {TARGET_UNITS[target]} is out of range "
+            f"(0 to {ceiling:.0e}): the building is unlike any the model learnt from"
+        )
         predictions[position] = lower[position] = upper[position] = np.nan
         scorable[position] = False  # nor explained: there is no estimate to explain
     out = pd.DataFrame(index=frame.index)

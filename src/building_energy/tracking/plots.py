@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from building_energy.files import write_bytes_atomically
 from building_energy.models.artifacts import PLOTS_SUBDIR
+from building_energy.models.predict import TARGET_UNITS
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,14 @@ def _save_png(figure: Figure, path: Path) -> Path:
     return path
 
 
-def predicted_vs_actual(predictions: pd.DataFrame, path: Path) -> Path:
-    """Test buildings, log-log: the package and the notebook prototype against the metered energy."""
+# What each target's ground truth is, for the axis label.
+MEASURED = {"energy": "metered site energy", "ghg": "reported GHG emissions"}
+
+
+def predicted_vs_actual_figure(predictions: pd.DataFrame, target: str = "energy") -> Figure:
+    """Test buildings, log-log: the package and the notebook prototype against the metered value.
+
+    The comparison's columns are named ``*_kbtu`` whatever the target; ``target`` says what they hold."""
     figure = Figure(figsize=(6.5, 6))
     axes = figure.add_subplot()
     actual = predictions["actual_kbtu"].to_numpy()
@@ -34,11 +41,16 @@ def predicted_vs_actual(predictions: pd.DataFrame, path: Path) -> Path:
     axes.scatter(actual, predictions["refactor_kbtu"], s=10, alpha=0.7, label="package (stack)", color="tab:blue")
     low, high = float(np.min(actual)), float(np.max(actual))
     axes.plot([low, high], [low, high], color="black", linewidth=1, label="perfect")
-    axes.set(xscale="log", yscale="log", xlabel="metered site energy (kBtu)", ylabel="predicted (kBtu)")
+    unit = TARGET_UNITS[target]
+    axes.set(xscale="log", yscale="log", xlabel=f"{MEASURED[target]} ({unit})", ylabel=f"predicted ({unit})")
     axes.set_title(f"Test split: {len(predictions)} buildings")
     axes.legend(loc="upper left")
     figure.tight_layout()
-    return _save_png(figure, path)
+    return figure
+
+
+def predicted_vs_actual(predictions: pd.DataFrame, path: Path, target: str = "energy") -> Path:
+    return _save_png(predicted_vs_actual_figure(predictions, target), path)
 
 
 def mape_by_property_type(metrics: dict[str, Any], path: Path) -> Path:
@@ -67,7 +79,7 @@ def cv_folds(metrics: dict[str, Any], path: Path) -> Path:
 
 
 def write_evaluation_plots(
-    metrics: dict[str, Any], output_dir: Path, predictions: pd.DataFrame | None = None
+    metrics: dict[str, Any], output_dir: Path, predictions: pd.DataFrame | None = None, target: str = "energy"
 ) -> list[Path]:
     """Write the plots into ``output_dir/plots``; predicted-vs-actual needs the comparison's predictions."""
     folder = Path(output_dir) / PLOTS_SUBDIR
@@ -77,6 +89,6 @@ def write_evaluation_plots(
         cv_folds(metrics, folder / "cv_folds.png"),
     ]
     if predictions is not None:
-        paths.insert(0, predicted_vs_actual(predictions, folder / "predicted_vs_actual.png"))
+        paths.insert(0, predicted_vs_actual(predictions, folder / "predicted_vs_actual.png", target))
     logger.info("wrote %d evaluation plots to %s", len(paths), folder)
     return paths

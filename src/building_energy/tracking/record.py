@@ -86,7 +86,7 @@ def _record(result: TrainingResult, record: TrainingRecord, config: Settings, tr
         _problem(record, f"comparison failed: {error!r}", error)
     try:
         predictions = record.comparison["predictions"] if record.comparison is not None else None
-        record.plots = write_evaluation_plots(result.metrics, output_dir, predictions)
+        record.plots = write_evaluation_plots(result.metrics, output_dir, predictions, result.metadata["target"])
     except Exception as error:  # plots are a convenience
         _problem(record, f"evaluation plots failed: {error!r}", error)
     if inputs is None:

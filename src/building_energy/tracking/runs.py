@@ -22,6 +22,7 @@ from building_energy.models.artifacts import (
     ModelIntegrityError,
     recorded_checksum,
 )
+from building_energy.models.compare_pipelines import report_unit
 from building_energy.models.metadata import recorded_target
 from building_energy.models.predict import (
     ERROR_COLUMN,
@@ -184,7 +185,7 @@ def promotion_veto(comparison: Mapping[str, Any] | None) -> str | None:
     if identical is False:
         return (
             "not reproducible: refitted with the same seeds, its test predictions differ by up to "
-            f"{repro.get('max_abs_diff_kbtu', float('nan')):.6g} kBtu"
+            f"{repro.get('max_abs_diff_kbtu', float('nan')):.6g} {report_unit(comparison)}"
         )
     return "reproducibility unknown: the comparison report has no reproducibility verdict"
 

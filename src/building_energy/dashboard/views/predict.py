@@ -86,11 +86,13 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
     st.subheader("Prediction")
     columns = st.columns(4)
     delta = f"{predicted / peers.median_target - 1:+.0%} vs similar" if peers else None
-    columns[0].metric("Predicted", f"{predicted:,.0f} {unit}", delta=delta, delta_color="off")
+    columns[0].metric("Predicted", analysis.amount_text(predicted, unit), delta=delta, delta_color="off")
     columns[1].metric("Predicted per sq ft", analysis.per_sqft_text(predicted / area, unit))
     if peers:
         help_text = f"Median of the {peers.count} '{property_type}' buildings the model was trained on."
-        columns[2].metric(f"Median of {peers.count} similar", f"{peers.median_target:,.0f} {unit}", help=help_text)
+        columns[2].metric(
+            f"Median of {peers.count} similar", analysis.amount_text(peers.median_target, unit), help=help_text
+        )
         columns[3].metric(
             "Median per sq ft of similar", analysis.per_sqft_text(peers.median_per_sqft, unit), help=help_text
         )
@@ -102,7 +104,7 @@ def _show_result(loaded: LoadedModel, row: pd.DataFrame, output: pd.DataFrame, t
         level = get_config().intervals.level
         st.metric(
             "Likely range",
-            f"{interval[0]:,.0f} – {interval[1]:,.0f} {unit}",
+            analysis.range_text(*interval, unit),
             help=f"The model's {level:.0%} prediction interval (conformal, from its out-of-fold errors).",
         )
     try:
