@@ -107,6 +107,7 @@ def test_the_champion_alias_follows_the_rule_in_a_real_registry(registry: Regist
     assert champion() == slightly_worse
     demoted = client.get_model_version(TRACKING.registered_model, first)
     assert demoted.tags["status"] == "challenger"
+    assert demoted.tags["promotion_reason"] == f"replaced as {TRACKING.champion_alias} by version {slightly_worse}"
     assert client.get_run(demoted.run_id).data.tags["status"] == "challenger"  # the runs table agrees
     # A GHG model has a registered model and a champion of its own: it never replaces the energy champion.
     ghg = register(-0.10, "ghg")

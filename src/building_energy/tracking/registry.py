@@ -282,6 +282,10 @@ def move_champion_alias(
         write_tags()
         if previous is not None and _version_number(previous) != version:
             _mark(mlflow_client, name, previous, "challenger")
+            # Its old reason ("first version: no champion yet") would contradict the status beside it.
+            mlflow_client.set_model_version_tag(
+                name, str(previous.version), REASON_TAG, f"replaced as {alias} by version {version}"
+            )
     except Exception as error:
         failure = store_failure(_registry_uri(mlflow_client), error, "written")
         before = _version_number(previous)
