@@ -309,6 +309,23 @@ def test_missing_model_says_how_to_train_one(
     assert any("make train" in text and "building-energy train" in text for text in texts(app.info))
 
 
+def test_an_altered_model_is_reported_as_refused_not_missing(
+    trained: TrainingResult, data_path: Path, tmp_path: Path, app_config: Callable[..., None]
+) -> None:
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    for name in ("model.joblib", "model.joblib.sha256"):
+        (folder / name).write_bytes((trained.model_path.parent / name).read_bytes())
+    with (folder / "model.joblib").open("ab") as model:
+        model.write(b"\0")
+    app_config(BE_DASHBOARD__MODEL_SOURCE=str(folder / "model.joblib"), BE_PATHS__DATA=str(data_path))
+    app = open_page("Predict")
+    assert texts(app.exception) == []
+    assert any("was refused" in text and "does not match" in text for text in texts(app.error)), texts(app.error)
+    # Retraining over it would hide that the file changed: the hint is to find out how, not "make train".
+    assert not any("make train" in text for text in texts(app.info))
+
+
 def test_data_page_needs_no_model(data_path: Path, tmp_path: Path, app_config: Callable[..., None]) -> None:
     app_config(BE_DASHBOARD__MODEL_SOURCE=str(tmp_path / "none.joblib"), BE_PATHS__DATA=str(data_path))
     app = open_page("Data")

@@ -14,6 +14,7 @@ import streamlit as st
 from building_energy.config import get_config
 from building_energy.dashboard import analysis
 from building_energy.data.columns import TARGET_KBTU
+from building_energy.models.artifacts import ModelIntegrityError
 from building_energy.models.loading import LoadedModel, load_model
 from building_energy.models.predict import TARGET_UNITS
 from building_energy.preprocessing.preprocessor import preprocess_data
@@ -50,6 +51,13 @@ def require_model() -> LoadedModel:
                 f"The model at `{source}` cannot be read by the dashboard's account: {error}",
                 "Give that account read access to the model's folder and files, then reload this page, or point "
                 "the dashboard at another model: `building-energy dashboard --model PATH_OR_URI`.",
+            )
+        if isinstance(error, ModelIntegrityError):  # the file is there but altered: retraining would hide that
+            _stop(
+                f"The model at `{source}` was refused: {error}",
+                "Find out how it changed since training before trusting it; restore it from its training run, "
+                "retrain it, or point the dashboard at another model: `building-energy dashboard --model "
+                "PATH_OR_URI`.",
             )
         _stop(
             f"No model could be loaded from `{source}`: {error}",
