@@ -91,6 +91,18 @@ def start_ui(port: int, store: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def wait_for_ui(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Until the UI at ``url`` answers its health check; its log's end in the error if it never does."""
+    wait_until_ready(
+        process,
+        lambda: answers(f"{url}/health"),
+        STARTUP_LIMIT_SECONDS,
+        what="the UI",
+        details=lambda: log.read_text()[-3000:],
+        poll=1,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 @TRAINING_FIXTURE_TIMEOUT
@@ -105,14 +117,7 @@ def test_the_ui_lists_the_recorded_run_and_its_champion(recorded: TrainingRecord
         # Its own session: the server's workers are stopped together with it.
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_until_ready(
-                process,
-                lambda: answers(f"{url}/health"),
-                STARTUP_LIMIT_SECONDS,
-                what="the UI",
-                details=lambda: log.read_text()[-3000:],
-                poll=1,
-            )
+            wait_for_ui(process, url, log)
             page = httpx.get(url, timeout=30)
             assert page.status_code == 200
             assert "MLflow" in page.text
@@ -217,14 +222,7 @@ def test_sigterm_stops_the_ui_and_every_process_of_its_server(empty_store: str, 
     process = start_ui(port, empty_store, log)
     sessions = {process.pid}
     try:
-        wait_until_ready(
-            process,
-            lambda: answers(f"{url}/health"),
-            STARTUP_LIMIT_SECONDS,
-            what="the UI",
-            details=lambda: log.read_text()[-3000:],
-            poll=1,
-        )
+        wait_for_ui(process, url, log)
         server = children(process.pid)
         assert server, "no server process under `building-energy ui`"
         sessions |= server
